@@ -1,0 +1,34 @@
+# Two commands on a fresh machine: `make demo` (CPU demo) and `make test` (the test suite).
+# Both create .venv with the pinned stack first (constraints.txt; torch's CPU wheel first,
+# since a plain `torch` would pull GBs of CUDA).
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.morphcpt-installed
+PYTEST_ARGS ?=
+
+.PHONY: setup test demo lint plan clean-demo
+
+setup: $(STAMP)
+
+$(STAMP): constraints.txt pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11) on PATH" >&2; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -U pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[nemo,eval,slurm,test]'
+	$(BIN)/python -c "from morphcpt.assets import llama3_tokenizer_dir; print('Llama-3 tokenizer:', llama3_tokenizer_dir())"
+	touch $@
+
+test: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+demo: setup
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --profile profiles/local --configfile config/demo.yaml demo
+	@echo; echo "Comparison table: results-demo/report/comparison.md"; echo "Plot: results-demo/report/comparison.png"
+
+lint: setup
+	$(BIN)/snakemake --lint
+
+plan: setup
+	$(BIN)/morphcpt plan all_llama --full

@@ -1,0 +1,35 @@
+# morphcpt: does morphology-aware tokenization during continued pretraining help LLMs with
+# Filipino word structure? One DAG from HF weights to a comparison table (see README.md).
+#   snakemake --profile profiles/slurm all_llama      # on a Slurm GPU cluster
+#   snakemake --profile profiles/local --configfile config/demo.yaml demo   # CPU demo
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+
+from morphcpt.config import validate_config
+from morphcpt.errors import MorphcptError
+from morphcpt.layout import Layout
+
+
+configfile: "config/config.yaml"
+
+
+try:
+    validate_config(config, source="config")
+except MorphcptError as exc:
+    raise WorkflowError(str(exc)) from None
+
+layout = Layout(config)
+
+
+include: "rules/common.smk"
+include: "rules/download.smk"
+include: "rules/convert.smk"
+include: "rules/corpus.smk"
+include: "rules/tokenize.smk"
+include: "rules/train.smk"
+include: "rules/export.smk"
+include: "rules/evaluate.smk"
+include: "rules/report.smk"
+include: "rules/targets.smk"

@@ -1,0 +1,34 @@
+# Shared helpers for the rule files: resources from config, wildcard constraints.
+from morphcpt.estimates import out_mb as _out_mb
+
+NEMO_ENV = "../envs/nemo.yaml"
+CPU_ENV = "../envs/cpu.yaml"
+NEMO_CONTAINER = config["nemo_container"]
+SRC_FILES = sorted(str(p) for p in (Path(workflow.basedir) / "src" / "morphcpt").rglob("*.py"))
+
+
+wildcard_constraints:
+    **{k: v for k, v in layout.wildcard_constraints().items() if k != "eval_mode"},
+
+
+def rule_resources(rule):
+    """cpus_per_task / mem_mb / runtime (+ gpu) of a rule: its config entry over `default`."""
+    res = {**config["resources"].get("default", {}), **config["resources"].get(rule, {})}
+    res.setdefault("cpus_per_task", 1)
+    res.setdefault("mem_mb", 4000)
+    res.setdefault("runtime", 60)
+    return res
+
+
+def gpu_resources(rule):
+    """Resources of a GPU rule. tasks_per_gpu=0: otherwise the slurm executor adds
+    --ntasks-per-gpu=1 and the job script runs once per GPU (DESIGN §10)."""
+    res = rule_resources(rule)
+    res.setdefault("gpu", 1)
+    res["tasks_per_gpu"] = 0
+    return res
+
+
+def out_mb(rule):
+    """The rule's expected output size in MB as a resource callable (see morphcpt.estimates)."""
+    return lambda wildcards: _out_mb(config, rule, wildcards)

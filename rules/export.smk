@@ -1,0 +1,26 @@
+# Stage: export each kept checkpoint to HF, with a parity gate (exported HF vs NeMo forward).
+# The parity report is the export's last output: it exists only if the gate passed.
+
+
+rule export:
+    input:
+        done=layout.train_done(),
+    output:
+        hf=directory(layout.export_dir()),
+        parity=layout.export_parity(),
+    params:
+        family=lambda wc: config["families"][wc.family],
+        checkpoint_dir=lambda wc: layout.p(wc.family, wc.mode, "train", "checkpoints"),
+        max_abs_diff=config["parity"]["export_max_abs_diff"],
+    log:
+        layout.log("export", "{family}", "{mode}", "step_{step}"),
+    threads: gpu_resources("export")["cpus_per_task"]
+    resources:
+        **gpu_resources("export"),
+        out_mb=out_mb("export"),
+    conda:
+        NEMO_ENV
+    container:
+        NEMO_CONTAINER
+    script:
+        "../workflow/scripts/export.py"

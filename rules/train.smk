@@ -1,0 +1,37 @@
+# Stage: continued pretraining per family x mode with NeMo `llm.train`, restored from the
+# imported weights (gated by import_parity). Checkpoints live in an undeclared folder next to
+# the sentinel, so a failed or preempted job keeps them and its rerun resumes (DESIGN §6).
+
+
+def train_shards(wildcards):
+    tok = layout.tokenizer_of(wildcards.family)
+    return [f for c in layout.chunks for f in layout.shard_files(tok, wildcards.mode, c)]
+
+
+rule train:
+    input:
+        nemo=layout.nemo_dir(),
+        import_parity=layout.import_parity(),
+        shards=train_shards,
+    output:
+        done=layout.train_done(),
+        metrics=layout.train_metrics(),
+    params:
+        family=lambda wc: config["families"][wc.family],
+        training=config["training"],
+        checkpoint_dir=lambda wc: layout.p(wc.family, wc.mode, "train", "checkpoints"),
+        seed=config["seed"],
+    log:
+        layout.log("train", "{family}", "{mode}"),
+    threads: gpu_resources("train")["cpus_per_task"]
+    resources:
+        **{k: v for k, v in gpu_resources("train").items() if k != "gpu"},
+        gpu=lambda wc: config["families"][wc.family]["parallelism"]["gpus"],
+        out_mb=out_mb("train"),
+    retries: 2
+    conda:
+        NEMO_ENV
+    container:
+        NEMO_CONTAINER
+    script:
+        "../workflow/scripts/train.py"

@@ -1,0 +1,130 @@
+"""Load and validate the workflow config against config/schema.yaml.
+
+The Snakefile and every CLI that takes `--configfile` go through `load_config`/`validate_config`,
+so a wrong key or value stops with one line that names the key and what is allowed.
+Defaults from the schema are filled in, so downstream code never guesses.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from morphcpt.errors import MorphcptError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCHEMA_PATH = REPO_ROOT / "config" / "schema.yaml"
+DEFAULT_CONFIG = REPO_ROOT / "config" / "config.yaml"
+
+
+def _with_defaults(validator_class):
+    """A validator class that fills `default` values into the instance while validating."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, subschema in properties.items():
+                if "default" in subschema and name not in instance:
+                    instance[name] = copy.deepcopy(subschema["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+_Validator = _with_defaults(jsonschema.Draft202012Validator)
+
+
+def _key_path(error: jsonschema.ValidationError) -> str:
+    return ".".join(str(p) for p in error.absolute_path) or "<top level>"
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    """One line: which key is wrong, and what is allowed there."""
+    key = _key_path(error)
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    if error.validator == "additionalProperties":
+        allowed = sorted(schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        where = "" if key == "<top level>" else f" under '{key}'"
+        hint = f"; allowed: {', '.join(allowed)}" if allowed else ""
+        return f"unknown key '{extra[0] if extra else '?'}'{where}{hint}"
+    if error.validator == "propertyNames":
+        return f"'{key}': {error.message}"
+    if error.validator == "enum":
+        return f"'{key}' is {error.instance!r}; allowed: {', '.join(map(str, error.validator_value))}"
+    if error.validator == "required":
+        return f"'{key}': {error.message}"
+    desc = schema.get("description")
+    return f"'{key}': {error.message}" + (f" ({desc})" if desc else "")
+
+
+def validate_config(config: dict[str, Any], source: str = "config") -> dict[str, Any]:
+    """Validate `config` in place (filling defaults); return it. Raises MorphcptError with one line."""
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    validator = _Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), str(e.absolute_path)))
+    if errors:
+        best = jsonschema.exceptions.best_match(errors)
+        raise MorphcptError(f"{source}: {_describe(best)}")
+    _check_consistency(config, source)
+    return config
+
+
+def _check_consistency(config: dict[str, Any], source: str) -> None:
+    """Rules that a JSON schema cannot express."""
+    training = config["training"]
+    for step in config["export"]["steps"]:
+        if step > training["max_steps"] or step % training["checkpoint_every"]:
+            raise MorphcptError(
+                f"{source}: 'export.steps' has {step}; allowed: multiples of training.checkpoint_every "
+                f"({training['checkpoint_every']}) up to training.max_steps ({training['max_steps']})"
+            )
+    if training["min_lr"] > training["lr"]:
+        raise MorphcptError(f"{source}: 'training.min_lr' ({training['min_lr']}) is above 'training.lr' ({training['lr']})")
+    if training["global_batch_size"] % training["micro_batch_size"]:
+        raise MorphcptError(f"{source}: 'training.global_batch_size' must be a multiple of 'training.micro_batch_size'")
+    archs: dict[str, str] = {}
+    for name, fam in config["families"].items():
+        tok = fam["tokenizer"]
+        if archs.setdefault(tok, fam["arch"]) != fam["arch"]:
+            raise MorphcptError(f"{source}: 'families.{name}.tokenizer' {tok!r} is shared with a family of another arch; use a distinct tokenizer name")
+        par = fam["parallelism"]
+        if fam["source"] == "hf" and par["gpus"] % (par["tensor"] * par["pipeline"]):
+            raise MorphcptError(
+                f"{source}: 'families.{name}.parallelism.gpus' ({par['gpus']}) must be a multiple of tensor × pipeline "
+                f"({par['tensor']} × {par['pipeline']})"
+            )
+
+
+def load_config(path: str | Path = DEFAULT_CONFIG, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Read a YAML config file, apply `overrides` (top-level keys), validate, fill defaults."""
+    path = Path(path)
+    if not path.is_file():
+        raise MorphcptError(f"config file {path} does not exist; pass --configfile with an existing file")
+    try:
+        config = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        raise MorphcptError(f"{path}{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(config, dict):
+        raise MorphcptError(f"{path}: the top level must be a mapping of keys")
+    config.update(overrides or {})
+    return validate_config(config, source=str(path))
+
+
+# -- CLI: morphcpt validate-config ----------------------------------------------------------
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--configfile", default=str(DEFAULT_CONFIG), help="YAML config (default: config/config.yaml)")
+
+
+def run(args) -> int:
+    config = load_config(args.configfile)
+    print(f"{args.configfile}: valid ({len(config['families'])} families, {len(config['modes'])} modes, "
+          f"{config['corpus']['chunks']} chunks)")
+    return 0

@@ -1,0 +1,68 @@
+"""Storage and compute estimates per rule, from config (DESIGN §9).
+
+Used twice: as each rule's `out_mb` resource (so a scheduler or a reader of the DAG sees the
+expected size of a job's outputs) and by `morphcpt plan` to sum them over a target.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+LLAMA3_VOCAB = 128_256
+
+
+def family_params(config: dict[str, Any], family: str) -> float:
+    """Parameter count of a family: from config for real models, computed for synthetic ones."""
+    fam = config["families"][family]
+    if fam.get("params"):
+        return float(fam["params"])
+    syn = fam.get("synthetic", {})
+    h, ffn, layers = syn.get("hidden_size", 64), syn.get("intermediate_size", 128), syn.get("num_layers", 2)
+    heads, kv = syn.get("num_heads", 4), syn.get("num_kv_heads", 2)
+    head_dim = h // heads
+    attn = h * head_dim * (heads + 2 * kv) + heads * head_dim * h
+    per_layer = attn + 3 * h * ffn + 2 * h
+    return float(2 * LLAMA3_VOCAB * h + layers * per_layer + h)
+
+
+def kept_checkpoints(config: dict[str, Any]) -> int:
+    t = config["training"]
+    return max(1, t["max_steps"] // t["checkpoint_every"])
+
+
+def train_tokens(config: dict[str, Any]) -> float:
+    t = config["training"]
+    return float(t["max_steps"] * t["global_batch_size"] * t["seq_length"])
+
+
+def gpu_hours_per_train_job(config: dict[str, Any], family: str) -> float:
+    """6·N·D FLOPs at the configured MFU of the configured peak."""
+    plan = config["plan"]
+    flops = 6.0 * family_params(config, family) * train_tokens(config)
+    return flops / (plan["mfu"] * plan["gpu_peak_tflops"] * 1e12) / 3600.0
+
+
+def output_bytes(config: dict[str, Any], rule: str, wildcards: dict[str, str] | None = None) -> float:
+    """Expected bytes written by one job of `rule` (0 for rules whose outputs are small)."""
+    wc = dict(wildcards or {})
+    plan, corpus = config["plan"], config["corpus"]
+    family = wc.get("family")
+    if rule == "tokenize":
+        ratio = plan["token_ratio"].get(wc.get("mode", "vanilla"), 1.0)
+        tokens = corpus["estimated_tokens"] / corpus["chunks"] * ratio
+        docs = corpus["estimated_documents"] / corpus["chunks"]
+        return tokens * plan["bytes_per_token"] + docs * plan["bytes_per_document"]
+    if rule in ("download_model", "import_nemo", "export") and family:
+        return family_params(config, family) * plan["bytes_per_param_weights"]
+    if rule == "train" and family:
+        return family_params(config, family) * plan["bytes_per_param_checkpoint"] * kept_checkpoints(config)
+    if rule in ("download_corpus", "split_chunks"):
+        # raw UTF-8 text: roughly 3.5 bytes per canonical token for Tagalog web text
+        return corpus["estimated_tokens"] * 3.5
+    return 0.0
+
+
+def out_mb(config: dict[str, Any], rule: str, wildcards=None) -> int:
+    """`output_bytes` in MB (rounded up), for the `out_mb` resource."""
+    wc = dict(wildcards.items()) if wildcards is not None and hasattr(wildcards, "items") else wildcards
+    return int(-(-output_bytes(config, rule, wc) // 1e6))

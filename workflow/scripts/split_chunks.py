@@ -1,0 +1,9 @@
+"""Snakemake adapter for the split_chunks rule (thin: the logic lives in the morphcpt package)."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))  # noqa: F821
+
+from morphcpt.stage_io import not_implemented  # noqa: E402
+
+not_implemented(snakemake, "split_chunks")  # noqa: F821
