@@ -12,7 +12,11 @@ from morphcpt.errors import MorphcptError
 from morphcpt.layout import Layout
 
 
-configfile: "config/config.yaml"
+# The real experiment is the default config. A --configfile on the command line replaces it
+# (Snakemake would otherwise merge the two, and the demo would inherit the 8B families).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 try:
