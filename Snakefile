@@ -27,6 +27,12 @@ except MorphcptError as exc:
 layout = Layout(config)
 
 
+# eval_mode (a mode or "base") is constrained in the evaluate rule itself.
+wildcard_constraints:
+    **{k: v for k, v in layout.wildcard_constraints().items() if k != "eval_mode"},
+
+
+
 include: "rules/common.smk"
 include: "rules/download.smk"
 include: "rules/convert.smk"

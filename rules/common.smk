@@ -1,14 +1,9 @@
-# Shared helpers for the rule files: resources from config, wildcard constraints.
+# Shared helpers of the rule files (resources from config, environments).
 from morphcpt.estimates import out_mb as _out_mb
 
 NEMO_ENV = "../envs/nemo.yaml"
 CPU_ENV = "../envs/cpu.yaml"
 NEMO_CONTAINER = config["nemo_container"]
-SRC_FILES = sorted(str(p) for p in (Path(workflow.basedir) / "src" / "morphcpt").rglob("*.py"))
-
-
-wildcard_constraints:
-    **{k: v for k, v in layout.wildcard_constraints().items() if k != "eval_mode"},
 
 
 def rule_resources(rule):

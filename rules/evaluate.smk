@@ -21,18 +21,9 @@ rule fetch_benchmark:
         "../workflow/scripts/fetch_benchmark.py"
 
 
-def evaluated_model(wildcards):
-    if wildcards.eval_mode == "base":
-        return {"model": layout.hf_manifest(wildcards.family)}
-    return {
-        "model": layout.export_dir(wildcards.family, wildcards.eval_mode, wildcards.step),
-        "parity": layout.export_parity(wildcards.family, wildcards.eval_mode, wildcards.step),
-    }
-
-
 rule evaluate:
     input:
-        unpack(evaluated_model),
+        unpack(lambda wc: layout.evaluated_model(wc.family, wc.eval_mode, wc.step)),
         benchmark_items=layout.benchmark_items(),
     output:
         result=layout.evaluation(mode="{eval_mode}"),

@@ -3,16 +3,11 @@
 # the sentinel, so a failed or preempted job keeps them and its rerun resumes (DESIGN §6).
 
 
-def train_shards(wildcards):
-    tok = layout.tokenizer_of(wildcards.family)
-    return [f for c in layout.chunks for f in layout.shard_files(tok, wildcards.mode, c)]
-
-
 rule train:
     input:
         nemo=layout.nemo_dir(),
         import_parity=layout.import_parity(),
-        shards=train_shards,
+        shards=lambda wc: layout.train_shards(wc.family, wc.mode),
     output:
         done=layout.train_done(),
         metrics=layout.train_metrics(),

@@ -116,6 +116,19 @@ class Layout:
     def log(self, rule: str, *parts: str) -> str:
         return self.p("logs", rule, *parts[:-1], parts[-1] + ".log") if parts else self.p("logs", rule + ".log")
 
+    # -- inputs that depend on wildcards ----------------------------------------------------------
+    def train_shards(self, family: str, mode: str) -> list[str]:
+        """Every chunk's shard files for a family's tokenizer and one mode."""
+        tok = self.tokenizer_of(family)
+        return [f for c in self.chunks for f in self.shard_files(tok, mode, c)]
+
+    def evaluated_model(self, family: str, eval_mode: str, step: str) -> dict[str, str]:
+        """Inputs of one evaluation: the base model's HF folder (manifest) for mode "base",
+        otherwise the exported folder and its parity report (so a failed gate blocks evaluation)."""
+        if eval_mode == BASE_MODE:
+            return {"model": self.hf_manifest(family)}
+        return {"model": self.export_dir(family, eval_mode, step), "parity": self.export_parity(family, eval_mode, step)}
+
     # -- what each target needs -----------------------------------------------------------------
     def eval_points(self, family: str) -> list[tuple[str, int]]:
         """(mode, step) pairs evaluated for a family: the base model once, then every export."""

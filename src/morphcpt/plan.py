@@ -1,0 +1,132 @@
+"""`morphcpt plan TARGET`: what a target will run and cost, before any GPU hour is spent.
+
+Jobs per rule come from a Snakemake API dry run of the real workflow (no subprocess, no scraping of
+printed output); bytes per rule and GPU-hours come from `morphcpt.estimates` (DESIGN §9).
+Without --full only jobs that still need to run are counted; --full counts the whole DAG as if
+nothing existed yet (the size of the experiment).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from morphcpt.config import DEFAULT_CONFIG, REPO_ROOT, load_config
+from morphcpt.errors import MorphcptError
+from morphcpt.estimates import gpu_hours_per_train_job, output_bytes
+
+TARGET_RULES = {"all", "demo"}
+# Rules in the order data flows through them (DESIGN §2), for a readable table.
+RULE_ORDER = ("download_model", "import_nemo", "import_parity", "download_corpus", "split_chunks", "tokenize",
+              "train", "export", "fetch_benchmark", "evaluate", "aggregate", "compare")
+
+
+def dry_run_jobs(target: str, configfile: str | Path, full: bool = False, workdir: str | Path | None = None) -> list[Any]:
+    """The jobs Snakemake would run for `target` (every job of the DAG when `full`)."""
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.types import ConfigSettings, DAGSettings, OutputSettings, ResourceSettings
+
+    snakefile = REPO_ROOT / "Snakefile"
+    # Snakemake logs the DAG build to stderr; the plan is the output here.
+    sink = io.StringIO()
+    with contextlib.redirect_stderr(sink), contextlib.redirect_stdout(sink):
+        with SnakemakeApi(OutputSettings()) as api:
+            workflow_api = api.workflow(
+                resource_settings=ResourceSettings(cores=1),
+                config_settings=ConfigSettings(configfiles=[Path(configfile).resolve()]),
+                snakefile=snakefile,
+                workdir=Path(workdir) if workdir else REPO_ROOT,
+            )
+            dag_api = workflow_api.dag(DAGSettings(targets={target}, forceall=full))
+            workflow = dag_api.workflow_api._workflow
+            workflow._prepare_dag(forceall=full, ignore_incomplete=True, lock_warn_only=True)
+            workflow._build_dag()
+            jobs = list(workflow.dag.needrun_jobs(exclude_finished=False)) if not full else list(workflow.dag.jobs)
+    return jobs
+
+
+def make_plan(target: str, configfile: str | Path = DEFAULT_CONFIG, full: bool = False,
+              workdir: str | Path | None = None) -> dict[str, Any]:
+    config = load_config(configfile)
+    try:
+        jobs = dry_run_jobs(target, configfile, full=full, workdir=workdir)
+    except MorphcptError:
+        raise
+    except Exception as exc:  # Snakemake's own errors: unknown target, missing input, ...
+        raise MorphcptError(f"dry run of target {target!r} with {configfile} failed: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}") from None
+    counts: Counter[str] = Counter()
+    bytes_by_rule: Counter[str] = Counter()
+    gpu_hours = 0.0
+    for job in jobs:
+        rule = job.rule.name
+        if rule in TARGET_RULES or job.rule.norun:
+            continue
+        counts[rule] += 1
+        bytes_by_rule[rule] += int(output_bytes(config, rule, dict(job.wildcards.items())))
+        if rule == "train":
+            gpu_hours += gpu_hours_per_train_job(config, job.wildcards.family)
+    order = [r for r in RULE_ORDER if r in counts] + sorted(set(counts) - set(RULE_ORDER))
+    return {
+        "target": target,
+        "configfile": str(configfile),
+        "full": full,
+        "jobs": {rule: counts[rule] for rule in order},
+        "bytes": {rule: bytes_by_rule[rule] for rule in order},
+        "total_bytes": int(sum(bytes_by_rule.values())),
+        "gpu_hours": round(gpu_hours, 3),
+    }
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
+        if abs(n) < 1000 or unit == "PB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1000.0
+    return f"{n:.1f} PB"
+
+
+def format_plan(plan: dict[str, Any]) -> str:
+    scope = "whole DAG (--full)" if plan["full"] else "jobs that still need to run"
+    lines = [f"plan for target {plan['target']} ({plan['configfile']}; {scope})", "",
+             f"{'rule':<18}{'jobs':>6}{'output':>14}"]
+    for rule, n in plan["jobs"].items():
+        lines.append(f"{rule:<18}{n:>6}{_human(plan['bytes'][rule]):>14}")
+    lines += ["", f"{'total':<18}{sum(plan['jobs'].values()):>6}{_human(plan['total_bytes']):>14}",
+              f"GPU-hours (training, 6·N·D at the configured MFU): {plan['gpu_hours']:.1f}"]
+    if not plan["jobs"]:
+        lines.insert(2, "nothing to do: every output is up to date (use --full for the whole DAG)")
+    return "\n".join(lines)
+
+
+# -- CLI ----------------------------------------------------------------------------------------
+
+def add_arguments(parser) -> None:
+    parser.add_argument("target", help="a workflow target: all_llama, all_gemma, all, demo, shards_llama, ...")
+    parser.add_argument("--configfile", default=str(DEFAULT_CONFIG), help="config file (default: config/config.yaml)")
+    parser.add_argument("--full", action="store_true", help="count the whole DAG, not only jobs that need to run")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    parser.add_argument("--directory", default=None, help="working directory of the workflow (default: the repository)")
+
+
+def unpinned_sources(config: dict[str, Any]) -> list[str]:
+    """Inputs that are not pinned to a commit: results could change under a rerun."""
+    import re
+
+    found = []
+    corpus = config["corpus"]
+    if corpus["source"] == "hf" and not re.fullmatch(r"[0-9a-f]{40}", corpus["revision"]):
+        found.append(f"corpus.revision is {corpus['revision']!r}, not a 40-hex commit")
+    return found
+
+
+def run(args) -> int:
+    plan = make_plan(args.target, args.configfile, full=args.full, workdir=args.directory)
+    for warning in unpinned_sources(load_config(args.configfile)):
+        print(f"morphcpt plan: warning: {warning}", file=sys.stderr)
+    print(json.dumps({k: plan[k] for k in ("jobs", "bytes", "total_bytes", "gpu_hours")}) if args.json else format_plan(plan))
+    return 0
