@@ -4,6 +4,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))  # noqa: F821
 
-from morphcpt.stage_io import not_implemented  # noqa: E402
+from morphcpt.stage_io import run_stage  # noqa: E402
 
-not_implemented(snakemake, "download_model")  # noqa: F821
+
+def main(smk):
+    from morphcpt.models.download import download_model
+
+    path = download_model(smk.params.family, Path(smk.output.manifest), seed=smk.params.seed)
+    print(f"download_model: wrote {path}")
+
+
+run_stage(snakemake, main)  # noqa: F821

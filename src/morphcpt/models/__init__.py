@@ -1,0 +1,1 @@
+"""Model weights: download / synthesize HF models, NeMo import, CPT, export, parity gates."""

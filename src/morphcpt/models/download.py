@@ -1,0 +1,125 @@
+"""The download_model stage: a HF snapshot at a pinned revision, or a synthetic tiny model.
+
+The model folder is the directory of `layout.hf_manifest(family)`; the manifest (every file with
+its size and sha256) is written last, so its existence means the folder is complete. The HF token
+comes from the environment only (HF_TOKEN, or huggingface_hub's own login) and is never logged or
+written anywhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from morphcpt.errors import MorphcptError
+
+# Only what the later stages need: weights as safetensors, configs, tokenizer files.
+HF_ALLOW_PATTERNS = ["*.safetensors", "*.safetensors.index.json", "config.json", "generation_config.json",
+                     "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
+                     "added_tokens.json"]
+MANIFEST_NAME = "manifest.json"
+
+
+def sha256_file(path: Path, block: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(block):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def write_manifest(model_dir: Path, info: dict[str, Any]) -> Path:
+    """Write `model_dir/manifest.json` (files, sizes, sha256 + `info`) via a temp name."""
+    files = {}
+    for p in sorted(model_dir.rglob("*")):
+        if p.is_file() and p.name != MANIFEST_NAME and not p.name.startswith("."):
+            rel = p.relative_to(model_dir).as_posix()
+            files[rel] = {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
+    if not any(f.endswith(".safetensors") for f in files) or "config.json" not in files:
+        raise MorphcptError(f"{model_dir}: no safetensors weights or config.json; the download is incomplete")
+    manifest = {**info, "files": files}
+    out = model_dir / MANIFEST_NAME
+    tmp = out.with_name(f".{MANIFEST_NAME}.tmp")
+    tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    tmp.rename(out)
+    return out
+
+
+def verify_manifest(manifest_path: Path) -> dict[str, Any]:
+    """Check every file of a manifest (size + sha256); return the manifest."""
+    manifest_path = Path(manifest_path)
+    manifest = json.loads(manifest_path.read_text())
+    for rel, meta in manifest["files"].items():
+        p = manifest_path.parent / rel
+        if not p.is_file() or p.stat().st_size != meta["bytes"] or sha256_file(p) != meta["sha256"]:
+            raise MorphcptError(f"{p}: missing or changed since {manifest_path} was written; rerun download_model")
+    return manifest
+
+
+def _replace_dir(tmp: Path, dest: Path) -> None:
+    """Move the finished `tmp` folder to `dest`, replacing whatever partial folder is there."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    tmp.rename(dest)
+
+
+def hf_token() -> str | None:
+    """The Hub token from the environment (never logged); None lets huggingface_hub use its login."""
+    return os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN") or None
+
+
+def download_hf(hf_id: str, revision: str, dest: Path) -> None:
+    """snapshot_download of `hf_id` at `revision` (safetensors, configs, tokenizer only) into `dest`."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.utils import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
+
+    token = hf_token()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
+    try:
+        try:
+            snapshot_download(repo_id=hf_id, revision=revision, allow_patterns=HF_ALLOW_PATTERNS,
+                              local_dir=str(tmp), token=token)
+        except GatedRepoError:
+            hint = ("HF_TOKEN is not set: export HF_TOKEN=<a read token of an account that accepted the licence>"
+                    if token is None else "the account of HF_TOKEN has not been granted access: accept the "
+                    f"licence on https://huggingface.co/{hf_id}")
+            raise MorphcptError(f"{hf_id} is a gated model; {hint}") from None
+        except RevisionNotFoundError:
+            raise MorphcptError(f"{hf_id}: revision {revision} not found; fix families.*.revision in the config") from None
+        except RepositoryNotFoundError:
+            raise MorphcptError(f"{hf_id}: repository not found (or gated and no HF_TOKEN set); "
+                                "check families.*.hf_id and export HF_TOKEN") from None
+        except HfHubHTTPError as exc:
+            raise MorphcptError(f"{hf_id}@{revision}: download failed ({type(exc).__name__}: "
+                                f"{str(exc).splitlines()[0][:200]})") from None
+        shutil.rmtree(tmp / ".cache", ignore_errors=True)  # huggingface_hub's local_dir metadata
+        _replace_dir(tmp, dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def download_model(family: dict[str, Any], manifest_path: Path, seed: int) -> Path:
+    """Materialise a family's HF model folder next to `manifest_path`; write the manifest last."""
+    manifest_path = Path(manifest_path)
+    model_dir = manifest_path.parent
+    if manifest_path.exists():
+        manifest_path.unlink()  # a stale manifest must never vouch for a new folder
+    if family["source"] == "hf":
+        download_hf(family["hf_id"], family["revision"], model_dir)
+        info = {"source": "hf", "hf_id": family["hf_id"], "revision": family["revision"]}
+    elif family["source"] == "synthetic":
+        from morphcpt.models.synthetic import synthetic_spec, write_synthetic_model
+
+        spec = synthetic_spec(family)
+        spec.setdefault("seed", seed)
+        write_synthetic_model(model_dir, arch=family["arch"], **spec)
+        info = {"source": "synthetic", "arch": family["arch"], "synthetic": spec}
+    else:
+        raise MorphcptError(f"unknown model source {family['source']!r}; use hf or synthetic")
+    return write_manifest(model_dir, info)
