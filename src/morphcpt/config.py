@@ -52,8 +52,10 @@ def _describe(error: jsonschema.ValidationError) -> str:
         where = "" if key == "<top level>" else f" under '{key}'"
         hint = f"; allowed: {', '.join(allowed)}" if allowed else ""
         return f"unknown key '{extra[0] if extra else '?'}'{where}{hint}"
-    if error.validator == "propertyNames":
-        return f"'{key}': {error.message}"
+    if "propertyNames" in error.absolute_schema_path:
+        allowed = schema.get("enum")
+        rule = f"allowed: {', '.join(map(str, allowed))}" if allowed else f"names must match {schema.get('pattern')}"
+        return f"'{key}' has an unknown name {error.instance!r}; {rule}"
     if error.validator == "enum":
         return f"'{key}' is {error.instance!r}; allowed: {', '.join(map(str, error.validator_value))}"
     if error.validator == "required":
