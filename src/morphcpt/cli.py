@@ -16,6 +16,7 @@ from morphcpt.errors import MorphcptError
 COMMANDS: dict[str, tuple[str, str]] = {
     "plan": ("morphcpt.plan", "jobs per rule, storage and GPU-hours of a target (Snakemake dry run)"),
     "validate-config": ("morphcpt.config", "validate a config file against config/schema.yaml"),
+    "config-reference": ("morphcpt.config_reference", "the config reference (Markdown) generated from the schema"),
     "segment": ("morphcpt.tokenization.cli", "tokenize a JSONL file with vanilla/stochastok/patok"),
     "tokstats": ("morphcpt.tokenization.tokstats", "tokenization quality against gold segmentations"),
     "verify-shards": ("morphcpt.shards", "check Megatron shards against their sidecars"),
