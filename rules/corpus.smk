@@ -1,8 +1,11 @@
-# Stage: the CPT corpus. SEA-PILE v2 `tl` (or a local file for offline clusters), split into
-# N contiguous chunks in one streamed pass, with a sha256 manifest.
+# Stage: the CPT corpus. SEA-PILE v2 `tl` at a pinned revision (or a local file or folder for
+# offline clusters), then N contiguous JSONL chunks in two streamed passes, with sha256 manifests.
+from morphcpt.corpus import local_corpus_inputs
 
 
 rule download_corpus:
+    input:
+        local=local_corpus_inputs(config["corpus"]),
     output:
         manifest=layout.corpus_manifest(),
     params:
@@ -22,6 +25,7 @@ rule download_corpus:
 rule split_chunks:
     input:
         manifest=layout.corpus_manifest(),
+        parser=str(Path(workflow.basedir) / "src" / "morphcpt" / "corpus.py"),
     output:
         chunks=[layout.chunk(c) for c in layout.chunks],
         manifest=layout.chunks_manifest(),

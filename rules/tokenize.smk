@@ -2,11 +2,9 @@
 # The preprocessor's source files are inputs: editing them reruns the shards and everything
 # downstream, and nothing upstream (`script:` alone only tracks the script file itself).
 
-TOKENIZATION_SOURCES = sorted(
-    str(p)
-    for p in (Path(workflow.basedir) / "src" / "morphcpt" / "tokenization").rglob("*")
-    if p.is_file() and p.suffix in (".py", ".txt", ".json", ".tsv") and "__pycache__" not in p.parts
-) + [str(Path(workflow.basedir) / "src" / "morphcpt" / "shards.py")]
+from morphcpt.shards import preprocessor_sources
+
+TOKENIZATION_SOURCES = [str(p) for p in preprocessor_sources(Path(workflow.basedir) / "src" / "morphcpt")]
 
 
 rule tokenize:
@@ -19,7 +17,7 @@ rule tokenize:
         idx=layout.shard_prefix() + ".idx",
         sidecar=layout.shard_prefix() + ".json",
     params:
-        mode_params=lambda wc: config["modes"][wc.mode],
+        modes=config["modes"],
         seed=config["seed"],
         on_bad_line=config["corpus"]["on_bad_line"],
     log:

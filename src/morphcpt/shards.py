@@ -1,11 +1,420 @@
-"""Megatron .bin/.idx shards per tokenizer x mode x chunk, with sidecars (DESIGN §5)."""
+"""Megatron .bin/.idx shards per tokenizer x mode x chunk, with JSON sidecars (DESIGN §5).
 
+`build_shard` turns one JSONL chunk into one shard: canonical ids from the tokenizer, the mode's
+processor over them (StochasTok/Patok ids are written as they are: never decoded to text and
+re-tokenized), each document wrapped in the tokenizer's own bos/eos, written with megatron-core's
+IndexedDatasetBuilder. Each document's randomness comes from document_rng(seed, chunk, line), so
+any number of worker processes gives byte-identical files. Outputs are written under temporary
+names and renamed only when complete; the sidecar is renamed last.
+
+`verify_shard` (CLI `morphcpt verify-shards PREFIX...`) reads a shard back with megatron-core's
+IndexedDataset and checks it against its sidecar, and a stochastok/patok shard against the vanilla
+shard of the same chunk (same bytes per document, realised ratio as recorded).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+from morphcpt.corpus import bad_line_message, check_on_bad_line, count_lines, iter_chunk_documents
 from morphcpt.errors import MorphcptError
+
+SIDECAR_VERSION = 1
+PACKAGE_DIR = Path(__file__).resolve().parent
+_SOURCE_SUFFIXES = (".py", ".txt", ".json", ".tsv", ".yaml", ".csv")
+_BATCH = 256  # documents per work item handed to a worker process
+
+
+# -- provenance --------------------------------------------------------------------------------
+
+def preprocessor_sources(package_dir: str | Path = PACKAGE_DIR) -> list[Path]:
+    """Every file whose content decides a shard's bytes: the tokenization package (code and data
+    files such as the affix inventory), the chunk-line parser and this module. The tokenize rule
+    declares them as inputs, so an edit reruns shards and everything downstream, nothing upstream."""
+    package_dir = Path(package_dir)
+    tokenization = sorted(p for p in (package_dir / "tokenization").rglob("*")
+                          if p.is_file() and p.suffix in _SOURCE_SUFFIXES and "__pycache__" not in p.parts)
+    return tokenization + [package_dir / "corpus.py", package_dir / "shards.py"]
+
+
+def code_version(package_dir: str | Path = PACKAGE_DIR) -> str:
+    """sha256 over (relative path, content) of every preprocessor source file."""
+    package_dir = Path(package_dir)
+    h = hashlib.sha256()
+    for path in preprocessor_sources(package_dir):
+        h.update(str(path.relative_to(package_dir)).encode() + b"\0")
+        h.update(path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def sidecar_path(prefix: str | Path) -> Path:
+    return Path(str(prefix) + ".json")
+
+
+def read_sidecar(prefix: str | Path) -> dict[str, Any]:
+    path = sidecar_path(prefix)
+    if not path.is_file():
+        raise MorphcptError(f"{path}: sidecar not found; rebuild the shard with the tokenize rule")
+    try:
+        return json.loads(path.read_text())
+    except ValueError as exc:
+        raise MorphcptError(f"{path}: sidecar is not valid JSON ({exc}); rebuild the shard") from None
+
+
+# -- building a shard ----------------------------------------------------------------------------
+
+Processor = Callable[[list[int], Any], "tuple[list[int], dict[str, Any]]"]
+
+
+@dataclass
+class ShardSpec:
+    """What decides a shard's bytes, besides the chunk text and the code."""
+
+    mode: str
+    params: dict[str, Any]
+    seed: int
+    chunk: str  # "000": the chunk id as in the file names
+
+
+@dataclass
+class _Totals:
+    documents: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    counters: dict[str, float] = field(default_factory=dict)
+    bad_lines: dict[str, int] = field(default_factory=dict)
+
+    def add_counters(self, counters: dict[str, Any]) -> None:
+        for key, value in (counters or {}).items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                self.counters[key] = self.counters.get(key, 0) + value
+
+
+# State of the worker processes: set in the parent, inherited by the fork (tokenizer and processor,
+# split tables included, are built once).
+_WORKER: dict[str, Any] = {}
+
+
+def _process_batch(batch: list[tuple[int, str]]) -> list[tuple[int, "Any", int, dict[str, Any]]]:
+    import numpy as np
+
+    adapter, processor, rng_for, spec = _WORKER["adapter"], _WORKER["processor"], _WORKER["rng_for"], _WORKER["spec"]
+    out = []
+    for doc_index, text in batch:
+        ids = adapter.encode(text)
+        new_ids, counters = processor(list(ids), rng_for(spec.seed, int(spec.chunk), doc_index))
+        out.append((doc_index, np.asarray(new_ids, dtype=np.int64), len(ids), counters))
+    return out
+
+
+def _ordered_results(batches: Iterator[list[tuple[int, str]]], threads: int) -> Iterator[list]:
+    """Results of _process_batch in input order. With threads > 1, a bounded window of batches is in
+    flight in forked workers; the input is read here, in the caller's thread, so a bad line stops the
+    stage at once with its own message."""
+    if threads <= 1:
+        yield from map(_process_batch, batches)
+        return
+    import collections
+    import multiprocessing
+
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"  # processes, not tokenizer threads, after a fork
+    pool = multiprocessing.get_context("fork").Pool(threads)
+    try:
+        pending: collections.deque = collections.deque()
+        for batch in batches:
+            pending.append(pool.apply_async(_process_batch, (batch,)))
+            if len(pending) >= 2 * threads:
+                yield pending.popleft().get()
+        while pending:
+            yield pending.popleft().get()
+    finally:
+        pool.terminate()
+        pool.join()
+
+
+def _batches(items: Iterable[tuple[int, str]], size: int = _BATCH) -> Iterator[list[tuple[int, str]]]:
+    batch: list[tuple[int, str]] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def build_shard(chunk_path: str | Path, out_prefix: str | Path, adapter: Any, processor: Processor,
+                spec: ShardSpec, rng_for: Callable[[int, int, int], Any], on_bad_line: str = "error",
+                threads: int = 1, extra: dict[str, Any] | None = None, progress: bool = True) -> dict[str, Any]:
+    """Write `out_prefix`.bin/.idx/.json from one chunk; return the sidecar.
+
+    `adapter` has encode/vocab_size/bos_id/eos_id/fingerprint; `processor(ids, rng)` returns
+    (ids, counters); `rng_for(seed, chunk, doc_index)` gives each document's generator, where
+    doc_index is the document's 0-based line in the chunk (so it does not depend on bad lines
+    before it, worker count or order).
+    """
+    import numpy as np
+    from megatron.core.datasets.indexed_dataset import DType, IndexedDatasetBuilder
+    from tqdm import tqdm
+
+    check_on_bad_line(on_bad_line)
+    chunk_path, out_prefix = Path(chunk_path), Path(out_prefix)
+    if not chunk_path.is_file():
+        raise MorphcptError(f"{chunk_path}: chunk file not found; rerun split_chunks")
+    vocab_size, bos_id, eos_id = int(adapter.vocab_size), adapter.bos_id, adapter.eos_id
+    if bos_id is None or eos_id is None:
+        raise MorphcptError(f"tokenizer {adapter.fingerprint[:12]} has no bos or eos token; shards need both")
+    for name, tid in (("bos", bos_id), ("eos", eos_id)):
+        if not 0 <= tid < vocab_size:
+            raise MorphcptError(f"tokenizer {name} id {tid} is outside its vocabulary (size {vocab_size})")
+    dtype = DType.optimal_dtype(vocab_size)
+
+    out_prefix.parent.mkdir(parents=True, exist_ok=True)
+    tmp_prefix = out_prefix.with_name(f".{out_prefix.name}.tmp-{os.getpid()}")
+    tmp_files = [Path(str(tmp_prefix) + s) for s in (".bin", ".idx", ".json")]
+    final_files = [Path(str(out_prefix) + s) for s in (".bin", ".idx", ".json")]
+    totals = _Totals()
+    chunk_hash = hashlib.sha256()
+    bar = tqdm(total=count_lines(chunk_path), desc=f"{spec.mode} chunk_{spec.chunk}", unit="doc",
+               file=sys.stderr, mininterval=10.0, disable=not progress)
+
+    def documents() -> Iterator[tuple[int, str]]:
+        for line_no, text, kind in iter_chunk_documents(chunk_path, chunk_hash):
+            if kind is not None:
+                if on_bad_line == "error":
+                    raise MorphcptError(bad_line_message(chunk_path, line_no, kind))
+                totals.bad_lines[kind] = totals.bad_lines.get(kind, 0) + 1
+                bar.update(1)
+                continue
+            yield line_no - 1, text
+
+    _WORKER.clear()
+    _WORKER.update(adapter=adapter, processor=processor, rng_for=rng_for, spec=spec)
+    try:
+        builder = IndexedDatasetBuilder(str(tmp_files[0]), dtype=dtype)
+        for batch in _ordered_results(_batches(documents()), threads):
+            for doc_index, ids, n_in, counters in batch:
+                if ids.size and (ids.min() < 0 or ids.max() >= vocab_size):
+                    bad = int(ids.max() if ids.max() >= vocab_size else ids.min())
+                    raise MorphcptError(f"{chunk_path}:{doc_index + 1}: mode {spec.mode} produced id {bad} outside the "
+                                        f"vocabulary (size {vocab_size}); this is a bug in the {spec.mode} processor")
+                if ids.size == 0:
+                    raise MorphcptError(f"{chunk_path}:{doc_index + 1}: mode {spec.mode} produced no ids for a "
+                                        "non-empty document; this is a bug in the processor")
+                document = np.concatenate(([bos_id], ids, [eos_id])).astype(dtype)
+                builder.add_document(document, [len(document)])
+                totals.documents += 1
+                totals.tokens_in += n_in
+                totals.tokens_out += int(ids.size)
+                totals.add_counters(counters)
+            bar.update(len(batch))
+        bar.close()
+        if totals.documents == 0:
+            raise MorphcptError(f"{chunk_path}: no valid documents in this chunk; a shard needs at least one")
+        builder.finalize(str(tmp_files[1]))
+        sidecar = {
+            "version": SIDECAR_VERSION,
+            "tokenizer_fingerprint": adapter.fingerprint,
+            "vocab_size": vocab_size,
+            "bos_id": int(bos_id),
+            "eos_id": int(eos_id),
+            "dtype": np.dtype(dtype).name,
+            "mode": spec.mode,
+            "params": dict(spec.params),
+            "seed": spec.seed,
+            "chunk": spec.chunk,
+            "documents": totals.documents,
+            "tokens_in": totals.tokens_in,
+            "tokens_out": totals.tokens_out,
+            "tokens_written": totals.tokens_out + 2 * totals.documents,  # with bos/eos: what the .bin holds
+            "ratio": totals.tokens_out / totals.tokens_in if totals.tokens_in else 1.0,
+            "counters": dict(sorted(totals.counters.items())),
+            "code_version": code_version(),
+            "bad_lines": dict(sorted(totals.bad_lines.items())),
+            "on_bad_line": on_bad_line,
+            "source_chunk": str(chunk_path),
+            "chunk_sha256": chunk_hash.hexdigest(),
+            **(extra or {}),
+        }
+        tmp_files[2].write_text(json.dumps(sidecar, indent=1) + "\n")
+        for tmp, final in zip(tmp_files, final_files):  # sidecar last: its presence means complete
+            tmp.replace(final)
+        return sidecar
+    finally:
+        bar.close()
+        _WORKER.clear()
+        for tmp in tmp_files:
+            tmp.unlink(missing_ok=True)
+
+
+def tokenize_chunk(chunk_path: str | Path, tokenizer_dir: str | Path, out_prefix: str | Path, mode: str,
+                   modes: dict[str, Any], seed: int, chunk: str, on_bad_line: str = "error", threads: int = 1,
+                   cache_dir: str | Path | None = None, progress: bool = True) -> dict[str, Any]:
+    """The tokenize stage: load the tokenizer and the mode's processor, then `build_shard`."""
+    if mode not in modes:
+        raise MorphcptError(f"mode {mode!r} is not in the config's modes ({', '.join(modes) or 'none'}); "
+                            "add it under modes: or drop it from the target")
+    tokenizer_dir = Path(tokenizer_dir)
+    if not tokenizer_dir.is_dir():
+        raise MorphcptError(f"{tokenizer_dir}: tokenizer folder not found; run download_model for its family")
+    from morphcpt.tokenization import TokenizerAdapter, document_rng, make_processor
+
+    adapter = TokenizerAdapter.from_dir(tokenizer_dir)
+    params = dict(modes[mode] or {})
+    processor = make_processor(adapter, mode, params, cache_dir=cache_dir)
+    spec = ShardSpec(mode=mode, params=params, seed=int(seed), chunk=str(chunk))
+    return build_shard(chunk_path, out_prefix, adapter, processor, spec, document_rng, on_bad_line=on_bad_line,
+                       threads=threads, extra={"tokenizer_dir": str(tokenizer_dir)}, progress=progress)
+
+
+def run_tokenize_stage(snakemake: Any) -> None:
+    """Body of workflow/scripts/tokenize.py."""
+    wc = snakemake.wildcards
+    out_prefix = str(snakemake.output.bin)[: -len(".bin")]
+    sidecar = tokenize_chunk(
+        snakemake.input.chunk, Path(snakemake.input.tokenizer).parent, out_prefix, wc.mode,
+        snakemake.params.modes, snakemake.params.seed, wc.chunk, on_bad_line=snakemake.params.on_bad_line,
+        threads=int(snakemake.threads), cache_dir=snakemake.params.get("cache_dir"))
+    print(f"wrote {out_prefix}.bin/.idx: {sidecar['documents']} documents, {sidecar['tokens_in']} canonical tokens "
+          f"-> {sidecar['tokens_out']} ({sidecar['ratio']:.4f}), bad lines {sidecar['bad_lines'] or 'none'}")
+
+
+# -- verifying a shard ------------------------------------------------------------------------------
+
+def vanilla_prefix(prefix: str | Path) -> Path:
+    """The vanilla shard of the same tokenizer and chunk: results/shards/{tok}/vanilla/chunk_C."""
+    prefix = Path(prefix)
+    return prefix.parent.parent / "vanilla" / prefix.name
+
+
+class _ShardView:
+    """A shard read back through megatron-core's IndexedDataset, with its sidecar."""
+
+    def __init__(self, prefix: str | Path):
+        from megatron.core.datasets.indexed_dataset import IndexedDataset
+
+        self.prefix = Path(prefix)
+        for suffix in (".bin", ".idx"):
+            if not Path(str(prefix) + suffix).is_file():
+                raise MorphcptError(f"{prefix}{suffix}: shard file not found; rebuild it with the tokenize rule")
+        self.sidecar = read_sidecar(prefix)
+        try:
+            self.dataset = IndexedDataset(str(prefix), mmap=True)
+        except Exception as exc:
+            raise MorphcptError(f"{prefix}: megatron-core cannot read this shard ({type(exc).__name__}: {exc})") from None
+
+    def document(self, i: int):
+        return self.dataset[i]
+
+
+def verify_shard(prefix: str | Path, tokenizer_dir: str | Path | None = None, sample: int = 64,
+                 sample_seed: int = 0) -> dict[str, Any]:
+    """Check one shard against its sidecar (and against the vanilla shard for other modes).
+    Raises MorphcptError naming the shard and the first failed check; returns a summary."""
+    import numpy as np
+
+    shard = _ShardView(prefix)
+    sc, ds = shard.sidecar, shard.dataset
+
+    def fail(message: str):
+        raise MorphcptError(f"{prefix}: {message}")
+
+    for key in ("tokenizer_fingerprint", "vocab_size", "bos_id", "eos_id", "dtype", "mode", "params", "seed",
+                "chunk", "documents", "tokens_in", "tokens_out", "ratio", "counters", "code_version", "bad_lines"):
+        if key not in sc:
+            fail(f"sidecar lacks '{key}'; rebuild the shard")
+    if np.dtype(ds.index.dtype).name != sc["dtype"]:
+        fail(f"dtype {np.dtype(ds.index.dtype).name} differs from the sidecar's {sc['dtype']}")
+    if len(ds) != sc["documents"] or len(ds.document_indices) - 1 != sc["documents"]:
+        fail(f"{len(ds)} documents, the sidecar says {sc['documents']}")
+    lengths = np.asarray(ds.sequence_lengths, dtype=np.int64)
+    n_tokens = int(lengths.sum())
+    if n_tokens != sc["tokens_out"] + 2 * sc["documents"]:
+        fail(f"{n_tokens} tokens on disk, the sidecar says {sc['tokens_out']} + bos/eos of {sc['documents']} documents")
+    if sc["tokens_in"] and abs(sc["ratio"] - sc["tokens_out"] / sc["tokens_in"]) > 1e-12:
+        fail(f"sidecar ratio {sc['ratio']} is not tokens_out/tokens_in")
+    tokens = np.memmap(str(prefix) + ".bin", dtype=sc["dtype"], mode="r")
+    if tokens.size != n_tokens:
+        fail(f".bin holds {tokens.size} tokens, the .idx {n_tokens}")
+    starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+    if (lengths < 3).any():
+        fail(f"document {int(np.argmax(lengths < 3))} has fewer than 3 ids (bos, text, eos)")
+    if (tokens[starts] != sc["bos_id"]).any():
+        fail(f"document {int(np.argmax(tokens[starts] != sc['bos_id']))} does not start with bos {sc['bos_id']}")
+    if (tokens[starts + lengths - 1] != sc["eos_id"]).any():
+        fail(f"document {int(np.argmax(tokens[starts + lengths - 1] != sc['eos_id']))} does not end with eos {sc['eos_id']}")
+    lo, hi = int(tokens.min()), int(tokens.max())
+    if lo < 0 or hi >= sc["vocab_size"]:
+        fail(f"ids span [{lo}, {hi}], outside the vocabulary of size {sc['vocab_size']}")
+
+    summary = {"prefix": str(prefix), "mode": sc["mode"], "documents": sc["documents"], "tokens_in": sc["tokens_in"],
+               "tokens_out": sc["tokens_out"], "ratio": sc["ratio"], "checked_against_vanilla": 0}
+    if sc["mode"] == "vanilla":
+        if sc["tokens_in"] != sc["tokens_out"]:
+            fail(f"vanilla shard with tokens_out {sc['tokens_out']} != tokens_in {sc['tokens_in']}")
+        return summary
+
+    vprefix = vanilla_prefix(prefix)
+    if not Path(str(vprefix) + ".bin").is_file():
+        fail(f"the vanilla shard {vprefix} of the same chunk is missing; build it to verify a {sc['mode']} shard")
+    vanilla = _ShardView(vprefix)
+    vsc = vanilla.sidecar
+    for key in ("tokenizer_fingerprint", "chunk", "documents", "bad_lines"):
+        if vsc.get(key) != sc.get(key):
+            fail(f"{key} {sc.get(key)!r} differs from the vanilla shard's {vsc.get(key)!r}: not the same chunk/tokenizer")
+    if vsc.get("chunk_sha256") and sc.get("chunk_sha256") and vsc["chunk_sha256"] != sc["chunk_sha256"]:
+        fail("built from a different chunk file than the vanilla shard (chunk_sha256 differs)")
+    if sc["tokens_in"] != vsc["tokens_out"]:
+        fail(f"tokens_in {sc['tokens_in']} differs from the vanilla shard's {vsc['tokens_out']} canonical tokens")
+    vlengths = np.asarray(vanilla.dataset.sequence_lengths, dtype=np.int64)
+    realised = (n_tokens - 2 * sc["documents"]) / (int(vlengths.sum()) - 2 * vsc["documents"])
+    if abs(realised - sc["ratio"]) > 1e-9:
+        fail(f"token ratio against the vanilla shard is {realised:.6f}, the sidecar says {sc['ratio']:.6f}")
+    summary["ratio_vs_vanilla"] = realised
+    changes_expected = any(isinstance(v, (int, float)) and v > 0 for v in sc["params"].values())
+    if changes_expected and sc["tokens_in"] >= 200 and (lengths.shape == vlengths.shape and (lengths == vlengths).all()):
+        vtokens = np.memmap(str(vprefix) + ".bin", dtype=vsc["dtype"], mode="r")
+        if np.array_equal(tokens, vtokens):
+            fail(f"identical to the vanilla shard although {sc['mode']} params {sc['params']} should change ids: "
+                 "the expansion did not reach the shard")
+
+    from morphcpt.tokenization import TokenizerAdapter
+
+    tok_dir = Path(tokenizer_dir or sc.get("tokenizer_dir") or "")
+    if not tok_dir.is_dir():
+        fail("no tokenizer folder to decode with: pass --tokenizer-dir")
+    adapter = TokenizerAdapter.from_dir(tok_dir)
+    if adapter.fingerprint != sc["tokenizer_fingerprint"]:
+        fail(f"tokenizer {tok_dir} (fingerprint {adapter.fingerprint[:12]}) is not the shard's "
+             f"({sc['tokenizer_fingerprint'][:12]})")
+    indices = sorted(random.Random(sample_seed).sample(range(sc["documents"]), min(sample, sc["documents"])))
+    for i in indices:
+        ids, vids = shard.document(i), vanilla.document(i)
+        if adapter.decode_bytes([int(x) for x in ids[1:-1]]) != adapter.decode_bytes([int(x) for x in vids[1:-1]]):
+            fail(f"document {i} decodes to different bytes than the vanilla shard's document {i}")
+    summary["checked_against_vanilla"] = len(indices)
+    return summary
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("prefixes", nargs="+", help="shard prefixes (path without .bin/.idx)")
+    parser.add_argument("prefixes", nargs="+", help="shard prefixes (path without .bin/.idx/.json)")
+    parser.add_argument("--tokenizer-dir", default=None,
+                        help="tokenizer folder for decoding (default: the one recorded in each sidecar)")
+    parser.add_argument("--sample", type=int, default=64, help="documents per shard compared with vanilla (default 64)")
 
 
 def run(args) -> int:
-    raise MorphcptError("not implemented yet: verify-shards")
+    for prefix in args.prefixes:
+        prefix = prefix[: -len(".bin")] if prefix.endswith(".bin") else prefix
+        s = verify_shard(prefix, tokenizer_dir=args.tokenizer_dir, sample=args.sample)
+        extra = (f", ratio vs vanilla {s['ratio_vs_vanilla']:.4f}, {s['checked_against_vanilla']} documents decode equal"
+                 if "ratio_vs_vanilla" in s else "")
+        print(f"ok {prefix}: {s['mode']}, {s['documents']} documents, {s['tokens_in']} -> {s['tokens_out']} tokens{extra}")
+    return 0

@@ -4,6 +4,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))  # noqa: F821
 
-from morphcpt.stage_io import not_implemented  # noqa: E402
+from morphcpt.stage_io import run_stage  # noqa: E402
 
-not_implemented(snakemake, "download_corpus")  # noqa: F821
+
+def main(smk):
+    from morphcpt.corpus import download_corpus
+
+    download_corpus(smk.params.corpus, smk.output.manifest)
+
+
+run_stage(snakemake, main)  # noqa: F821
