@@ -29,6 +29,9 @@ from morphcpt.errors import MorphcptError
 SIDECAR_VERSION = 1
 PACKAGE_DIR = Path(__file__).resolve().parent
 _SOURCE_SUFFIXES = (".py", ".txt", ".json", ".tsv", ".yaml", ".csv")
+# Sidecar keys other stages read (train checks the fingerprint); keep the names.
+SIDECAR_KEYS = ("tokenizer_fingerprint", "vocab_size", "bos_id", "eos_id", "dtype", "mode", "params", "seed",
+                "chunk", "documents", "tokens_in", "tokens_out", "ratio", "counters", "code_version", "bad_lines")
 _BATCH = 256  # documents per work item handed to a worker process
 
 
@@ -326,8 +329,7 @@ def verify_shard(prefix: str | Path, tokenizer_dir: str | Path | None = None, sa
     def fail(message: str):
         raise MorphcptError(f"{prefix}: {message}")
 
-    for key in ("tokenizer_fingerprint", "vocab_size", "bos_id", "eos_id", "dtype", "mode", "params", "seed",
-                "chunk", "documents", "tokens_in", "tokens_out", "ratio", "counters", "code_version", "bad_lines"):
+    for key in SIDECAR_KEYS:
         if key not in sc:
             fail(f"sidecar lacks '{key}'; rebuild the shard")
     if np.dtype(ds.index.dtype).name != sc["dtype"]:

@@ -1,0 +1,142 @@
+"""The shard writer's mechanics with a stand-in byte tokenizer and processor: Megatron format,
+bos/eos, sidecar, byte-identical output for any worker count, no partial outputs, bad lines."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from shard_testlib import BAD_FIXTURES, ByteAdapter, byte_rng, duplicating_processor, small_corpus, write_jsonl
+
+from morphcpt.corpus import BAD_LINE_KINDS
+from morphcpt.errors import MorphcptError
+from morphcpt.shards import SIDECAR_KEYS, ShardSpec, build_shard, code_version, verify_shard
+
+
+def _identity(ids, rng):
+    return list(ids), {}
+
+
+def _build(chunk, prefix, processor=duplicating_processor, mode="stochastok", threads=1, on_bad_line="error",
+           seed=3, chunk_id="001"):
+    spec = ShardSpec(mode=mode, params={"expand_prop": 0.1} if mode != "vanilla" else {}, seed=seed, chunk=chunk_id)
+    return build_shard(chunk, prefix, ByteAdapter(), processor, spec, byte_rng, on_bad_line=on_bad_line,
+                       threads=threads, progress=False)
+
+
+def _shard_files(prefix) -> list[Path]:
+    return [Path(str(prefix) + s) for s in (".bin", ".idx", ".json")]
+
+
+def test_documents_are_wrapped_in_bos_eos_and_read_back_by_megatron(tmp_path):
+    from megatron.core.datasets.indexed_dataset import IndexedDataset
+
+    texts = small_corpus(25)
+    chunk = write_jsonl(tmp_path / "chunk_001.jsonl", texts)
+    sidecar = _build(chunk, tmp_path / "vanilla" / "chunk_001", processor=_identity, mode="vanilla")
+    ds = IndexedDataset(str(tmp_path / "vanilla" / "chunk_001"))
+    assert len(ds) == len(texts) == sidecar["documents"]
+    for text, doc in zip(texts, ds):
+        assert doc.dtype == np.uint16  # DType.optimal_dtype(260): the tokenizer's vocabulary decides
+        assert doc.tolist() == [256] + list(text.encode()) + [257]
+    assert sidecar["tokens_in"] == sidecar["tokens_out"] == sum(len(t.encode()) for t in texts)
+    assert sidecar["ratio"] == 1.0 and sidecar["dtype"] == "uint16"
+
+
+def test_sidecar_has_every_key_the_train_stage_reads(tmp_path):
+    chunk = write_jsonl(tmp_path / "chunk_001.jsonl", small_corpus(10))
+    sidecar = _build(chunk, tmp_path / "stochastok" / "chunk_001")
+    on_disk = json.loads(Path(str(tmp_path / "stochastok" / "chunk_001") + ".json").read_text())
+    assert on_disk == sidecar
+    assert set(SIDECAR_KEYS) <= set(sidecar)
+    assert sidecar["tokens_out"] == sidecar["tokens_in"] + 10  # the stand-in repeats one id per document
+    assert sidecar["ratio"] == pytest.approx(sidecar["tokens_out"] / sidecar["tokens_in"])
+    assert sidecar["counters"] == {"attempts": 10, "successes": 10}
+    assert sidecar["bad_lines"] == {} and sidecar["chunk"] == "001" and sidecar["seed"] == 3
+    assert sidecar["code_version"] == code_version()
+    assert sidecar["tokenizer_fingerprint"] == "byte-adapter-test"
+
+
+def test_any_worker_count_gives_byte_identical_files(tmp_path):
+    chunk = write_jsonl(tmp_path / "chunk_001.jsonl", small_corpus(700, seed=5))  # several batches
+    one = _build(chunk, tmp_path / "t1" / "chunk_001", threads=1)
+    two = _build(chunk, tmp_path / "t2" / "chunk_001", threads=2)
+    for a, b in zip(_shard_files(tmp_path / "t1" / "chunk_001")[:2], _shard_files(tmp_path / "t2" / "chunk_001")[:2]):
+        assert a.read_bytes() == b.read_bytes()
+    assert one == two
+
+
+def test_seed_and_chunk_change_the_expansion(tmp_path):
+    chunk = write_jsonl(tmp_path / "chunk_001.jsonl", small_corpus(50))
+    _build(chunk, tmp_path / "a" / "chunk_001", seed=3)
+    _build(chunk, tmp_path / "b" / "chunk_001", seed=4)
+    _build(chunk, tmp_path / "c" / "chunk_001", seed=3, chunk_id="002")
+    bins = [Path(str(tmp_path / d / "chunk_001") + ".bin").read_bytes() for d in "abc"]
+    assert bins[0] != bins[1] and bins[0] != bins[2]
+
+
+@pytest.mark.parametrize("kind", BAD_LINE_KINDS)
+def test_bad_line_error_names_file_and_line_and_leaves_no_shard(tmp_path, kind):
+    prefix = tmp_path / "out" / "chunk_000"
+    with pytest.raises(MorphcptError, match=rf"{kind}\.jsonl:2: bad input line \({kind.replace('_', ' ')}\)"):
+        _build(BAD_FIXTURES[kind], prefix)
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+@pytest.mark.parametrize("kind", BAD_LINE_KINDS)
+def test_bad_line_skip_is_counted_in_the_sidecar(tmp_path, kind):
+    sidecar = _build(BAD_FIXTURES[kind], tmp_path / "out" / "chunk_000", on_bad_line="skip")
+    assert sidecar["bad_lines"] == {kind: 1}
+    assert sidecar["documents"] == 3
+
+
+def test_processor_that_leaves_the_vocabulary_is_caught(tmp_path):
+    chunk = write_jsonl(tmp_path / "chunk_000.jsonl", small_corpus(5))
+
+    def appends_new_eod(ids, rng):  # the earlier pipeline's bug: an end-of-document id past the vocabulary
+        return list(ids) + [ByteAdapter.vocab_size], {}
+
+    with pytest.raises(MorphcptError, match="outside the vocabulary"):
+        _build(chunk, tmp_path / "out" / "chunk_000", processor=appends_new_eod)
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_failure_in_a_worker_leaves_no_shard(tmp_path):
+    chunk = write_jsonl(tmp_path / "chunk_000.jsonl", small_corpus(600))
+
+    def explodes(ids, rng):
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        _build(chunk, tmp_path / "out" / "chunk_000", processor=explodes, threads=2)
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_missing_chunk_and_unknown_mode_are_one_line(tmp_path):
+    from morphcpt.shards import tokenize_chunk
+
+    with pytest.raises(MorphcptError, match="chunk file not found"):
+        _build(tmp_path / "nope.jsonl", tmp_path / "out" / "chunk_000")
+    with pytest.raises(MorphcptError, match=r"mode 'patok' is not in the config's modes \(vanilla\)") as err:
+        tokenize_chunk(tmp_path / "nope.jsonl", tmp_path, tmp_path / "x", "patok", {"vanilla": {}}, 1, "000")
+    assert "\n" not in str(err.value)
+
+
+def test_verify_catches_a_count_mismatch_and_a_wrong_bos(tmp_path):
+    chunk = write_jsonl(tmp_path / "chunk_000.jsonl", small_corpus(8))
+    prefix = tmp_path / "shards" / "vanilla" / "chunk_000"
+    _build(chunk, prefix, processor=_identity, mode="vanilla")
+    assert verify_shard(prefix)["documents"] == 8
+    sidecar_path = Path(str(prefix) + ".json")
+    good = json.loads(sidecar_path.read_text())
+    sidecar_path.write_text(json.dumps({**good, "documents": 9}))
+    with pytest.raises(MorphcptError, match="8 documents, the sidecar says 9"):
+        verify_shard(prefix)
+    sidecar_path.write_text(json.dumps({**good, "bos_id": 5}))
+    with pytest.raises(MorphcptError, match="does not start with bos 5"):
+        verify_shard(prefix)
+    sidecar_path.write_text(json.dumps({**good, "tokens_out": good["tokens_out"] + 1}))
+    with pytest.raises(MorphcptError, match="tokens on disk"):
+        verify_shard(prefix)
