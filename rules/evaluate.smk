@@ -1,14 +1,33 @@
 # Stage: benchmarks. Each benchmark is fetched from a pinned source (sha256-checked) or
 # generated with a seed, normalized to one item schema, then scored with lm-evaluation-harness
-# for the base model (mode "base", step 0) and every export.
+# for the base model (mode "base", step 0) and every export. The normalizer and generator code
+# are inputs: editing them re-creates the items and re-scores everything that used them.
+from morphcpt.evaluation.sources import sources_manifest_path
+
+BENCHMARK_SOURCES = [
+    str(Path(workflow.basedir) / "src" / "morphcpt" / "evaluation" / f)
+    for f in ("items.py", "sources.py", "generators.py")
+]
 
 
 rule fetch_benchmark:
+    input:
+        # a local benchmark file is an input: editing it re-creates the items
+        unpack(
+            lambda wc: (
+                {"local": config["evaluation"]["benchmarks"][wc.benchmark]["local_path"]}
+                if config["evaluation"]["benchmarks"][wc.benchmark]["source"] == "local"
+                else {}
+            )
+        ),
+        code=BENCHMARK_SOURCES,
     output:
         benchmark_items=layout.benchmark_items(),
+        sources=str(sources_manifest_path(layout.benchmark_items())),
     params:
         spec=lambda wc: config["evaluation"]["benchmarks"][wc.benchmark],
-        seed=config["evaluation"]["seed"],
+        seed=config["evaluation"].get("seed", 1234),
+        language=config["evaluation"].get("prompt_language", "en"),
     log:
         layout.log("fetch_benchmark", "{benchmark}"),
     threads: 1
@@ -25,6 +44,7 @@ rule evaluate:
     input:
         unpack(lambda wc: layout.evaluated_model(wc.family, wc.eval_mode, wc.step)),
         benchmark_items=layout.benchmark_items(),
+        sources=str(sources_manifest_path(layout.benchmark_items())),
     output:
         result=layout.evaluation(mode="{eval_mode}"),
     params:

@@ -1,9 +1,10 @@
-"""Snakemake adapter for the compare rule (thin: the logic lives in the morphcpt package)."""
+"""Snakemake adapter for the compare rule (thin: the logic lives in morphcpt.evaluation.report)."""
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))  # noqa: F821
 
-from morphcpt.stage_io import not_implemented  # noqa: E402
+from morphcpt.evaluation.report import compare_stage  # noqa: E402
+from morphcpt.stage_io import run_stage  # noqa: E402
 
-not_implemented(snakemake, "compare")  # noqa: F821
+run_stage(snakemake, compare_stage)  # noqa: F821

@@ -1,9 +1,10 @@
-"""Snakemake adapter for the evaluate rule (thin: the logic lives in the morphcpt package)."""
+"""Snakemake adapter for the evaluate rule (thin: the logic lives in morphcpt.evaluation.run)."""
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))  # noqa: F821
 
-from morphcpt.stage_io import not_implemented  # noqa: E402
+from morphcpt.evaluation.run import evaluate_stage  # noqa: E402
+from morphcpt.stage_io import run_stage  # noqa: E402
 
-not_implemented(snakemake, "evaluate")  # noqa: F821
+run_stage(snakemake, evaluate_stage)  # noqa: F821
