@@ -173,28 +173,15 @@ def resolve_device(device: str | None) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def evaluate_model(model_dir: str | Path, items_path: str | Path, benchmark: str, *, seed: int,
-                   batch_size: int, max_gen_tokens: int, limit: int | None = None,
-                   device: str | None = None, dtype: str | None = None,
-                   extra_provenance: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Run lm-eval on one benchmark's items; return the result dictionary (JSON-serializable)."""
-    model_dir = Path(model_dir)
-    if not (model_dir / "config.json").is_file():
-        raise MorphcptError(f"{model_dir}: not an HF model directory (no config.json)")
-    items = read_items(items_path)
-    wrong = {it["benchmark"] for it in items} - {benchmark}
-    if wrong:
-        raise MorphcptError(f"{items_path}: items of {sorted(wrong)}, expected only {benchmark!r}")
-
+def score_items(lm: Any, items: list[dict[str, Any]], benchmark: str, *, seed: int, max_gen_tokens: int,
+                limit: int | None = None) -> dict[str, Any]:
+    """Run lm-eval's `simple_evaluate` with the generated tasks on an LM object (HFLM or any
+    `lm_eval.api.model.LM`); return the JSON-serializable result with `breakdown` and `item_scores`."""
     from lm_eval import simple_evaluate
-    from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
     from lm_eval.utils import handle_non_serializable
 
-    device = resolve_device(device)
-    dtype = dtype or ("auto" if device.startswith("cuda") else "float32")
     tasks = build_tasks(items, benchmark, max_gen_tokens)
-    lm = HFLM(pretrained=str(model_dir), device=device, batch_size=batch_size, dtype=dtype)
     raw = simple_evaluate(model=lm, tasks=tasks, task_manager=TaskManager(include_defaults=False),
                           limit=limit, bootstrap_iters=1000, log_samples=True,
                           random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed,
@@ -204,7 +191,31 @@ def evaluate_model(model_dir: str | Path, items_path: str | Path, benchmark: str
     samples = raw.pop("samples")
     result = json.loads(json.dumps(raw, default=handle_non_serializable))
     _name_callables(result.get("configs", {}))
-    records, breakdown = _records(samples)
+    result["item_scores"], result["breakdown"] = _records(samples)
+    missing = [k for k in RESULT_SCHEMA_KEYS if k not in result]
+    if missing:
+        raise MorphcptError(f"lm-eval result lacks {missing}; is lm-eval 0.4.13 installed?")
+    return result
+
+
+def evaluate_model(model_dir: str | Path, items_path: str | Path, benchmark: str, *, seed: int,
+                   batch_size: int, max_gen_tokens: int, limit: int | None = None,
+                   device: str | None = None, dtype: str | None = None,
+                   extra_provenance: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Score an HF model directory (lm-eval HFLM) on one benchmark's items; add provenance."""
+    model_dir = Path(model_dir)
+    if not (model_dir / "config.json").is_file():
+        raise MorphcptError(f"{model_dir}: not an HF model directory (no config.json)")
+    items = read_items(items_path)
+    wrong = {it["benchmark"] for it in items} - {benchmark}
+    if wrong:
+        raise MorphcptError(f"{items_path}: items of {sorted(wrong)}, expected only {benchmark!r}")
+    from lm_eval.models.huggingface import HFLM
+
+    device = resolve_device(device)
+    dtype = dtype or ("auto" if device.startswith("cuda") else "float32")
+    lm = HFLM(pretrained=str(model_dir), device=device, batch_size=batch_size, dtype=dtype)
+    result = score_items(lm, items, benchmark, seed=seed, max_gen_tokens=max_gen_tokens, limit=limit)
     sources_path = sources_manifest_path(items_path)
     result["provenance"] = {
         "model_dir": str(model_dir),
@@ -220,11 +231,6 @@ def evaluate_model(model_dir: str | Path, items_path: str | Path, benchmark: str
         "device": device, "dtype": dtype, "stop_sequences": list(STOP_SEQUENCES),
         **(extra_provenance or {}),
     }
-    result["breakdown"] = breakdown
-    result["item_scores"] = records
-    missing = [k for k in RESULT_SCHEMA_KEYS if k not in result]
-    if missing:
-        raise MorphcptError(f"lm-eval result lacks {missing}; is lm-eval 0.4.13 installed?")
     return result
 
 
