@@ -1,0 +1,163 @@
+"""One view of an HF fast tokenizer of either style, in raw bytes.
+
+Byte-level BPE (Llama 3, tiktoken-style) spells bytes with GPT-2's byte->unicode map (`Ġ` = space);
+SentencePiece BPE with byte fallback (Gemma) spells space as `▁` and unknown bytes as `<0xNN>`.
+Everything downstream (split table, StochasTok, Patok) works on each token's raw bytes, so the two
+styles look the same and nothing is ever decoded to text and re-tokenized.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from functools import lru_cache
+from pathlib import Path
+
+from morphcpt.errors import MorphcptError
+
+# Token kinds.
+NORMAL = 0  # an ordinary vocabulary token: may be split and may be produced by splitting
+SPECIAL = 1  # special or added token (bos, eos, reserved, ...): never split, never produced
+BYTE_FALLBACK = 2  # SentencePiece `<0xNN>`: never split, never produced by splitting
+
+_BYTE_PIECE = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
+
+
+@lru_cache(maxsize=1)
+def byte_level_decoder() -> dict[str, int]:
+    """GPT-2's unicode character -> byte map used by byte-level BPE vocabularies."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    chars = list(printable)
+    extra = 0
+    for b in range(256):
+        if b not in printable:
+            printable.append(b)
+            chars.append(256 + extra)
+            extra += 1
+    return {chr(c): b for b, c in zip(printable, chars)}
+
+
+def _contains_type(node, type_name: str) -> bool:
+    """Whether a tokenizer.json component (or a Sequence of them) has the given type."""
+    if not isinstance(node, dict):
+        return False
+    if node.get("type") == type_name:
+        return True
+    parts = node.get("decoders") or node.get("pretokenizers") or node.get("normalizers") or []
+    return any(_contains_type(p, type_name) for p in parts)
+
+
+class TokenizerAdapter:
+    """Token <-> bytes, token kinds, canonical encoding and a vocabulary fingerprint."""
+
+    def __init__(self, hf_tokenizer, source: str = "<memory>"):
+        if not getattr(hf_tokenizer, "is_fast", False):
+            raise MorphcptError(f"{source}: not a fast (Rust) tokenizer; save it with tokenizer.json")
+        self.source = source
+        self.hf = hf_tokenizer
+        self.backend = hf_tokenizer.backend_tokenizer
+        spec = json.loads(self.backend.to_str())
+        model = spec.get("model", {})
+        self.byte_level = _contains_type(spec.get("decoder"), "ByteLevel") or _contains_type(spec.get("pre_tokenizer"), "ByteLevel")
+        byte_fallback = bool(model.get("byte_fallback"))
+        self.style = "byte_level" if self.byte_level else "sentencepiece"
+
+        self.vocab_size = len(hf_tokenizer)
+        added = {tok.content: idx for idx, tok in hf_tokenizer.added_tokens_decoder.items()}
+        added_ids = set(added.values())
+        id_to_piece = self.backend.get_vocab(with_added_tokens=True)
+        pieces: list[str | None] = [None] * self.vocab_size
+        for piece, idx in id_to_piece.items():
+            if idx >= self.vocab_size:
+                raise MorphcptError(f"{source}: token id {idx} ({piece!r}) beyond len(tokenizer)={self.vocab_size}")
+            pieces[idx] = piece
+        missing = [i for i, p in enumerate(pieces) if p is None]
+        if missing:
+            raise MorphcptError(f"{source}: vocabulary has holes (first missing id {missing[0]}); ids must be 0..{self.vocab_size - 1}")
+
+        decoder = byte_level_decoder()
+        self.token_bytes: list[bytes] = []
+        self.kinds: list[int] = []
+        for idx, piece in enumerate(pieces):
+            if idx in added_ids:
+                kind, raw = SPECIAL, piece.encode("utf-8")
+            elif byte_fallback and (m := _BYTE_PIECE.match(piece)):
+                kind, raw = BYTE_FALLBACK, bytes([int(m.group(1), 16)])
+            elif self.byte_level:
+                try:
+                    kind, raw = NORMAL, bytes(decoder[c] for c in piece)
+                except KeyError as exc:
+                    raise MorphcptError(f"{source}: token {idx} {piece!r} is not in the byte-level alphabet") from exc
+            else:
+                kind, raw = NORMAL, piece.replace("\u2581", " ").encode("utf-8")
+            self.token_bytes.append(raw)
+            self.kinds.append(kind)
+
+        self.bos_id = self._special_id(hf_tokenizer.bos_token_id, "bos")
+        self.eos_id = self._special_id(hf_tokenizer.eos_token_id, "eos")
+        self.unk_id = hf_tokenizer.unk_token_id
+        # Canonical encoding treats text as text: a document containing "<eos>" or "<|begin_of_text|>"
+        # is spelled with normal tokens, so special ids appear only where the pipeline puts them.
+        self.backend.encode_special_tokens = True
+        self.fingerprint = self._fingerprint()
+        self._check_no_dummy_prefix()
+
+    @classmethod
+    def from_dir(cls, path: str | Path) -> "TokenizerAdapter":
+        path = Path(path)
+        if not (path / "tokenizer.json").is_file():
+            raise MorphcptError(f"{path}: no tokenizer.json; pass a Hugging Face fast-tokenizer folder")
+        from transformers import AutoTokenizer
+
+        try:
+            hf = AutoTokenizer.from_pretrained(str(path), use_fast=True)
+        except Exception as exc:  # noqa: BLE001 - any loader failure is a user-facing path problem
+            raise MorphcptError(f"{path}: could not load the tokenizer ({type(exc).__name__}: {exc})") from exc
+        return cls(hf, source=str(path))
+
+    def _special_id(self, idx, name: str) -> int:
+        if idx is None:
+            raise MorphcptError(f"{self.source}: tokenizer has no {name} token")
+        return int(idx)
+
+    def _fingerprint(self) -> str:
+        digest = hashlib.sha256()
+        for idx, (raw, kind) in enumerate(zip(self.token_bytes, self.kinds)):
+            digest.update(idx.to_bytes(4, "little"))
+            digest.update(kind.to_bytes(1, "little"))
+            digest.update(len(raw).to_bytes(4, "little"))
+            digest.update(raw)
+        return digest.hexdigest()
+
+    def _check_no_dummy_prefix(self) -> None:
+        for probe in ("a b", "ab"):
+            got = self.decode_bytes(self.encode(probe))
+            if got != probe.encode("utf-8"):
+                raise MorphcptError(
+                    f"{self.source}: encoding {probe!r} gives bytes {got!r}; the tokenizer adds a dummy prefix or "
+                    "normalizes text, which re-encoding pieces cannot undo (unsupported tokenizer)"
+                )
+
+    # -- encoding -------------------------------------------------------------------------------
+    def encode(self, text: str) -> list[int]:
+        """Canonical ids of text, without bos/eos."""
+        return self.backend.encode(text, add_special_tokens=False).ids
+
+    def encode_batch(self, texts: list[str]) -> list[list[int]]:
+        return [e.ids for e in self.backend.encode_batch(texts, add_special_tokens=False)]
+
+    def decode_bytes(self, ids) -> bytes:
+        """Lossless concatenation of the tokens' bytes (special tokens give their text)."""
+        token_bytes = self.token_bytes
+        return b"".join([token_bytes[i] for i in ids])
+
+    def is_special(self, idx: int) -> bool:
+        return self.kinds[idx] == SPECIAL
+
+    @property
+    def special_ids(self) -> list[int]:
+        return [i for i, k in enumerate(self.kinds) if k == SPECIAL]
+
+    def __repr__(self) -> str:
+        return f"TokenizerAdapter({self.source!r}, style={self.style}, vocab_size={self.vocab_size})"
