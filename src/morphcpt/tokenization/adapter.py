@@ -48,29 +48,35 @@ def _contains_type(node, type_name: str) -> bool:
     return any(_contains_type(p, type_name) for p in parts)
 
 
-class TokenizerAdapter:
-    """Token <-> bytes, token kinds, canonical encoding and a vocabulary fingerprint."""
+def _token_text(value) -> str | None:
+    """A special token as tokenizer_config.json writes it: a string or {"content": ...}."""
+    if isinstance(value, dict):
+        return value.get("content")
+    return value if isinstance(value, str) else None
 
-    def __init__(self, hf_tokenizer, source: str = "<memory>"):
-        if not getattr(hf_tokenizer, "is_fast", False):
-            raise MorphcptError(f"{source}: not a fast (Rust) tokenizer; save it with tokenizer.json")
+
+class TokenizerAdapter:
+    """Token <-> bytes, token kinds, canonical encoding and a vocabulary fingerprint.
+
+    Built from a `tokenizers.Tokenizer` (the Rust backend of every HF fast tokenizer) plus the bos/eos
+    token strings; `from_dir` reads them from an HF tokenizer folder without importing transformers.
+    """
+
+    def __init__(self, backend, bos_token: str | None, eos_token: str | None, source: str = "<memory>"):
         self.source = source
-        self.hf = hf_tokenizer
-        self.backend = hf_tokenizer.backend_tokenizer
-        spec = json.loads(self.backend.to_str())
+        self.backend = backend
+        spec = json.loads(backend.to_str())
         model = spec.get("model", {})
         self.byte_level = _contains_type(spec.get("decoder"), "ByteLevel") or _contains_type(spec.get("pre_tokenizer"), "ByteLevel")
         byte_fallback = bool(model.get("byte_fallback"))
         self.style = "byte_level" if self.byte_level else "sentencepiece"
 
-        self.vocab_size = len(hf_tokenizer)
-        added = {tok.content: idx for idx, tok in hf_tokenizer.added_tokens_decoder.items()}
-        added_ids = set(added.values())
-        id_to_piece = self.backend.get_vocab(with_added_tokens=True)
+        added_ids = set(backend.get_added_tokens_decoder())
+        id_to_piece = backend.get_vocab(with_added_tokens=True)
+        # len(tokenizer) in transformers: every id, added tokens included
+        self.vocab_size = max(id_to_piece.values()) + 1 if id_to_piece else 0
         pieces: list[str | None] = [None] * self.vocab_size
         for piece, idx in id_to_piece.items():
-            if idx >= self.vocab_size:
-                raise MorphcptError(f"{source}: token id {idx} ({piece!r}) beyond len(tokenizer)={self.vocab_size}")
             pieces[idx] = piece
         missing = [i for i, p in enumerate(pieces) if p is None]
         if missing:
@@ -94,9 +100,8 @@ class TokenizerAdapter:
             self.token_bytes.append(raw)
             self.kinds.append(kind)
 
-        self.bos_id = self._special_id(hf_tokenizer.bos_token_id, "bos")
-        self.eos_id = self._special_id(hf_tokenizer.eos_token_id, "eos")
-        self.unk_id = hf_tokenizer.unk_token_id
+        self.bos_id = self._special_id(bos_token, "bos")
+        self.eos_id = self._special_id(eos_token, "eos")
         # Canonical encoding treats text as text: a document containing "<eos>" or "<|begin_of_text|>"
         # is spelled with normal tokens, so special ids appear only where the pipeline puts them.
         self.backend.encode_special_tokens = True
@@ -105,20 +110,40 @@ class TokenizerAdapter:
 
     @classmethod
     def from_dir(cls, path: str | Path) -> "TokenizerAdapter":
+        """An HF fast-tokenizer folder: tokenizer.json plus bos/eos from tokenizer_config.json."""
+        from tokenizers import Tokenizer
+
         path = Path(path)
         if not (path / "tokenizer.json").is_file():
             raise MorphcptError(f"{path}: no tokenizer.json; pass a Hugging Face fast-tokenizer folder")
-        from transformers import AutoTokenizer
-
         try:
-            hf = AutoTokenizer.from_pretrained(str(path), use_fast=True)
-        except Exception as exc:  # noqa: BLE001 - any loader failure is a user-facing path problem
-            raise MorphcptError(f"{path}: could not load the tokenizer ({type(exc).__name__}: {exc})") from exc
-        return cls(hf, source=str(path))
+            backend = Tokenizer.from_file(str(path / "tokenizer.json"))
+        except Exception as exc:  # noqa: BLE001 - any loader failure is a user-facing file problem
+            raise MorphcptError(f"{path / 'tokenizer.json'}: could not load ({type(exc).__name__}: {exc})") from exc
+        specials: dict = {}
+        for name in ("special_tokens_map.json", "tokenizer_config.json"):  # the config wins
+            file = path / name
+            if file.is_file():
+                try:
+                    specials.update(json.loads(file.read_text(encoding="utf-8")))
+                except json.JSONDecodeError as exc:
+                    raise MorphcptError(f"{file}: not valid JSON ({exc})") from exc
+        return cls(backend, _token_text(specials.get("bos_token")), _token_text(specials.get("eos_token")), source=str(path))
 
-    def _special_id(self, idx, name: str) -> int:
+    @classmethod
+    def from_hf(cls, hf_tokenizer, source: str = "<memory>") -> "TokenizerAdapter":
+        """From a loaded transformers fast tokenizer (its backend is copied, not modified)."""
+        if not getattr(hf_tokenizer, "is_fast", False):
+            raise MorphcptError(f"{source}: not a fast (Rust) tokenizer; save it with tokenizer.json")
+        from tokenizers import Tokenizer
+
+        backend = Tokenizer.from_str(hf_tokenizer.backend_tokenizer.to_str())
+        return cls(backend, hf_tokenizer.bos_token, hf_tokenizer.eos_token, source=source)
+
+    def _special_id(self, token: str | None, name: str) -> int:
+        idx = self.backend.token_to_id(token) if token else None
         if idx is None:
-            raise MorphcptError(f"{self.source}: tokenizer has no {name} token")
+            raise MorphcptError(f"{self.source}: tokenizer has no {name} token ({name}_token={token!r} in tokenizer_config.json)")
         return int(idx)
 
     def _fingerprint(self) -> str:

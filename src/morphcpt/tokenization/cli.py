@@ -1,0 +1,110 @@
+"""`morphcpt segment`: tokenize one JSONL file with vanilla / stochastok / patok.
+
+Input lines are `{"text": ...}`; output lines are `{"ids": [...], "counters": {...}}` in the same
+order, without bos/eos. Document i uses document_rng(seed, chunk, i), so the output does not depend
+on batching. The output is written to a temporary file and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from morphcpt.errors import MorphcptError
+
+BATCH_DOCUMENTS = 256
+SUMMED_COUNTERS = ("tokens_in", "tokens_out", "attempts", "splits", "affix_splits", "affix_preserved")
+
+
+def parse_sets(pairs: list[str] | None) -> dict[str, float]:
+    """`key=value` strings -> {key: float(value)}; a malformed pair is a one-line error."""
+    params: dict[str, float] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise MorphcptError(f"--set {pair!r}: expected key=value, e.g. --set expand_prop=0.1")
+        try:
+            params[key.strip()] = float(value)
+        except ValueError as exc:
+            raise MorphcptError(f"--set {pair!r}: {value!r} is not a number") from exc
+    return params
+
+
+def read_texts(path: Path) -> list[str]:
+    """The `text` of every line; any other line is an error naming file:line."""
+    texts = []
+    try:
+        handle = open(path, encoding="utf-8")
+    except OSError as exc:
+        raise MorphcptError(f"{path}: cannot read ({exc.strerror})") from exc
+    with handle:
+        line_no = 0
+        try:
+            for line_no, line in enumerate(handle, 1):
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise MorphcptError(f"{path}:{line_no}: not valid JSON ({exc.msg}); each line must be {{\"text\": ...}}") from exc
+                if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+                    raise MorphcptError(f"{path}:{line_no}: expected a JSON object with a string 'text' field")
+                texts.append(record["text"])
+        except UnicodeDecodeError as exc:
+            raise MorphcptError(f"{path}:{line_no + 1}: not UTF-8 ({exc.reason})") from exc
+    return texts
+
+
+def segment_texts(adapter, proc, texts: list[str], seed: int, chunk: int = 0, first_index: int = 0):
+    """Yield (ids, counters) per text; text i uses document_rng(seed, chunk, first_index + i)."""
+    from morphcpt.tokenization.modes import document_rng
+
+    for batch_start in range(0, len(texts), BATCH_DOCUMENTS):
+        batch = texts[batch_start:batch_start + BATCH_DOCUMENTS]
+        for offset, ids in enumerate(adapter.encode_batch(batch)):
+            yield proc(ids, document_rng(seed, chunk, first_index + batch_start + offset))
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--tokenizer", required=True, type=Path, help="HF fast-tokenizer folder (tokenizer.json)")
+    parser.add_argument("--mode", required=True, choices=["vanilla", "stochastok", "patok"])
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE", dest="sets",
+                        help="mode parameter, e.g. expand_prop=0.1 (repeatable; defaults from DESIGN §1)")
+    parser.add_argument("--seed", type=int, default=0, help="global seed (default 0)")
+    parser.add_argument("--chunk", type=int, default=0, help="chunk id mixed into each document's seed (default 0)")
+    parser.add_argument("--input", required=True, type=Path, help="JSONL, one {\"text\": ...} per line")
+    parser.add_argument("--output", required=True, type=Path, help="JSONL, one {\"ids\": [...], \"counters\": {...}} per line")
+    parser.add_argument("--cache-dir", type=Path, default=None, help="split-table cache (default .cache/morphcpt/split_tables)")
+
+
+def run(args) -> int:
+    from morphcpt.tokenization import TokenizerAdapter, make_processor
+
+    if args.seed < 0 or args.chunk < 0:
+        raise MorphcptError("--seed and --chunk must be non-negative integers")
+    started = time.perf_counter()
+    params = parse_sets(args.sets)
+    texts = read_texts(args.input)
+    adapter = TokenizerAdapter.from_dir(args.tokenizer)
+    proc = make_processor(adapter, args.mode, params, cache_dir=args.cache_dir)
+
+    totals = dict.fromkeys(SUMMED_COUNTERS, 0)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{args.output.name}-", dir=args.output.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            for ids, counters in segment_texts(adapter, proc, texts, args.seed, args.chunk):
+                out.write(json.dumps({"ids": ids, "counters": counters}) + "\n")
+                for key in SUMMED_COUNTERS:
+                    totals[key] += counters.get(key, 0)
+        os.replace(tmp, args.output)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    ratio = totals["tokens_out"] / totals["tokens_in"] if totals["tokens_in"] else 1.0
+    summary = {"documents": len(texts), "mode": args.mode, "params": proc.params, "seed": args.seed, **totals,
+               "ratio": round(ratio, 6), "seconds": round(time.perf_counter() - started, 3)}
+    print(f"morphcpt segment: {args.output}: " + json.dumps(summary), file=sys.stderr)
+    return 0
