@@ -1,0 +1,146 @@
+"""Scoring through lm-evaluation-harness: the generated tasks with fake models (oracle = 100 %,
+knows-nothing = per-item chance), then a tiny HF model on all five benchmarks (result schema,
+provenance, determinism) and the `morphcpt eval` CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from morphcpt.evaluation.items import normalize_file
+from morphcpt.evaluation.run import RESULT_SCHEMA_KEYS, evaluate_model, hash_model_dir, score_items, write_result
+from morphcpt.evaluation.scoring import format_context
+from morphcpt.evaluation.sources import fetch_benchmark, sha256_file
+
+BENCHMARKS = ("pacute", "hierarchical", "cute", "langgame", "multi_digit_addition")
+
+
+def _fake_lm_class():
+    from lm_eval.api.model import LM
+
+    class FakeLM(LM):
+        """Answers from the items themselves: `oracle` knows every gold, otherwise all choices are
+        equally likely and generations are empty."""
+
+        def __init__(self, items, oracle: bool):
+            super().__init__()
+            self.oracle = oracle
+            self.gold = {}
+            for it in items:
+                key = (it["format"], format_context(it["prompt"]))
+                self.gold[key] = it["choices"][it["gold"]] if it["format"] == "mcq" else it["answer"]
+
+        def loglikelihood(self, requests):
+            out = []
+            for req in requests:
+                context, continuation = req.args
+                hit = continuation.strip() == self.gold[("mcq", context)]
+                out.append((0.0 if (self.oracle and hit) else -4.0, hit))
+            return out
+
+        def loglikelihood_rolling(self, requests):
+            raise NotImplementedError
+
+        def generate_until(self, requests):
+            return [(" " + self.gold[("gen", req.args[0])]) if self.oracle else "" for req in requests]
+
+    return FakeLM
+
+
+@pytest.fixture(scope="module")
+def normalized(source_files):
+    return {b: normalize_file(source_files[b], b, seed=11) for b in BENCHMARKS}
+
+
+@pytest.mark.parametrize("benchmark", BENCHMARKS)
+def test_oracle_and_constant_models_through_lm_eval(normalized, benchmark):
+    items = normalized[benchmark]
+    fake = _fake_lm_class()
+    oracle = score_items(fake(items, oracle=True), items, benchmark, seed=1, max_gen_tokens=8)
+    constant = score_items(fake(items, oracle=False), items, benchmark, seed=1, max_gen_tokens=8)
+    mcq = [it for it in items if it["format"] == "mcq"]
+    gen = [it for it in items if it["format"] == "gen"]
+    if mcq:
+        task = f"morphcpt_{benchmark}_mcq"
+        assert oracle["results"][task]["acc,none"] == 1.0
+        assert oracle["results"][task]["acc_norm,none"] == 1.0
+        chance = sum(1 / len(it["choices"]) for it in mcq) / len(mcq)
+        assert constant["results"][task]["acc,none"] == pytest.approx(chance, abs=1e-9)
+        assert constant["results"][task]["acc_chance_corrected,none"] == pytest.approx(0.0, abs=1e-9)
+        assert constant["n-samples"][task]["effective"] == len(mcq)
+    if gen:
+        task = f"morphcpt_{benchmark}_gen"
+        assert oracle["results"][task]["exact_match,none"] == 1.0
+        assert constant["results"][task]["exact_match,none"] == 0.0
+    assert {r["id"] for r in oracle["item_scores"]} == {it["id"] for it in items}
+    json.dumps(oracle)  # serializable
+    assert all(k in oracle for k in RESULT_SCHEMA_KEYS)
+
+
+@pytest.fixture(scope="module")
+def benchmark_items(tmp_path_factory, source_files):
+    root = tmp_path_factory.mktemp("bench")
+    out = {}
+    for b in BENCHMARKS:
+        spec = ({"source": "generated"} if b in ("langgame", "multi_digit_addition")
+                else {"source": "local", "local_path": str(source_files[b])})
+        fetch_benchmark(b, spec, 7, root / f"{b}.jsonl")
+        out[b] = root / f"{b}.jsonl"
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_results(tmp_path_factory, tiny_model_dir, benchmark_items):
+    """The tiny model on all five benchmarks, 4 items per format."""
+    root = tmp_path_factory.mktemp("results")
+    results = {}
+    for b in BENCHMARKS:
+        res = evaluate_model(tiny_model_dir, benchmark_items[b], b, seed=7, batch_size=4, max_gen_tokens=4,
+                             limit=4, device="cpu", extra_provenance={"family": "tiny", "mode": "base", "step": 0})
+        write_result(res, root / f"{b}.json")
+        results[b] = json.loads((root / f"{b}.json").read_text())
+    return results
+
+
+@pytest.mark.slow
+def test_tiny_model_produces_results_for_all_benchmarks(tiny_results, tiny_model_dir, benchmark_items):
+    for b, res in tiny_results.items():
+        assert all(k in res for k in RESULT_SCHEMA_KEYS), b
+        tasks = set(res["results"])
+        assert tasks == ({f"morphcpt_{b}_gen"} if b == "cute" else {f"morphcpt_{b}_mcq", f"morphcpt_{b}_gen"})
+        for task, metrics in res["results"].items():
+            assert res["n-samples"][task]["effective"] == 4
+            for key, value in metrics.items():
+                if key.split(",")[0] in ("acc", "acc_norm", "exact_match", "contains_match", "prefix_match"):
+                    assert 0.0 <= value <= 1.0
+        prov = res["provenance"]
+        assert prov["model"] == hash_model_dir(tiny_model_dir)
+        assert prov["items_sha256"] == sha256_file(benchmark_items[b])
+        assert prov["sources"]["items_sha256"] == prov["items_sha256"]
+        assert prov["seeds"]["torch"] == 7 and prov["batch_size"] == 4
+        assert prov["packages"]["lm_eval"] == "0.4.13"
+        assert res["configs"][next(iter(tasks))]["process_results"].startswith("morphcpt.evaluation")
+        for rec in res["item_scores"]:
+            if rec["task"].endswith("_mcq"):
+                assert len(rec["prediction"]) >= 2  # one log-likelihood per choice
+
+
+@pytest.mark.slow
+def test_cli_eval_is_deterministic(tmp_path, tiny_model_dir, benchmark_items, tiny_results):
+    from morphcpt.cli import main
+
+    out = tmp_path / "hier.json"
+    assert main(["eval", "--model", str(tiny_model_dir), "--benchmark", "hierarchical", "--items",
+                 str(benchmark_items["hierarchical"]), "--output", str(out), "--seed", "7", "--batch-size", "4",
+                 "--max-gen-tokens", "4", "--limit", "4", "--device", "cpu"]) == 0
+    again = json.loads(out.read_text())
+    assert again["results"] == tiny_results["hierarchical"]["results"]
+    assert again["item_scores"] == tiny_results["hierarchical"]["item_scores"]
+
+
+def test_eval_refuses_a_folder_without_a_model(tmp_path, benchmark_items):
+    from morphcpt.cli import main
+
+    assert main(["eval", "--model", str(tmp_path), "--benchmark", "cute", "--items", str(benchmark_items["cute"]),
+                 "--output", str(tmp_path / "x.json")]) == 1

@@ -1,0 +1,113 @@
+"""aggregate (per family) and compare (across families): tables with standard errors, plots."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import pytest
+
+from morphcpt.errors import MorphcptError
+from morphcpt.evaluation.report import aggregate_family, compare_families, read_csv_rows
+
+MODES = ("vanilla", "stochastok", "patok")
+STEPS = (15, 30)
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def score(family, mode, step, benchmark, fmt):
+    """A distinct, recomputable value per point (so the tests can check every cell)."""
+    bump = {"base": 0.0, "vanilla": 0.05, "stochastok": 0.08, "patok": 0.12}[mode]
+    fam = 0.1 if family == "gemma_x" else 0.0
+    return round(0.3 + fam + bump + step / 1000 + (0.01 if fmt == "gen" else 0.0) + len(benchmark) / 1000, 6)
+
+
+def write_result(path, family, mode, step, benchmark, n=40):
+    results, n_samples = {}, {}
+    for fmt in ("mcq", "gen"):
+        task = f"morphcpt_{benchmark}_{fmt}"
+        v = score(family, mode, step, benchmark, fmt)
+        se = math.sqrt(v * (1 - v) / (n - 1))
+        if fmt == "mcq":
+            metrics = {"acc": v, "acc_norm": v - 0.01, "acc_chance_corrected": (v - 0.25) / 0.75, "chance": 0.25}
+        else:
+            metrics = {"exact_match": v, "prefix_match": v, "contains_match": v + 0.02}
+        results[task] = {"alias": task, **{f"{k},none": x for k, x in metrics.items()},
+                         **{f"{k}_stderr,none": (0.0 if k == "chance" else se) for k in metrics}}
+        n_samples[task] = {"original": n, "effective": n}
+    path.write_text(json.dumps({"results": results, "configs": {}, "versions": {}, "n-shot": {},
+                                "n-samples": n_samples, "config": {},
+                                "provenance": {"family": family, "mode": mode, "step": step, "benchmark": benchmark}}))
+    return path
+
+
+@pytest.fixture(scope="module")
+def family_reports(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("family_reports")
+    reports = []
+    for family in ("llama_x", "gemma_x"):
+        paths = [write_result(tmp_path / f"{family}-base-{b}.json", family, "base", 0, b)
+                 for b in ("pacute", "cute")]
+        paths += [write_result(tmp_path / f"{family}-{m}-{s}-{b}.json", family, m, s, b)
+                  for m in MODES for s in STEPS for b in ("pacute", "cute")]
+        out = [tmp_path / family / n for n in ("scores.csv", "scores.md", "scores.png")]
+        aggregate_family(paths, *out, family=family)
+        reports.append(out)
+    return reports
+
+
+def test_aggregate_table_has_every_point_with_stderr(family_reports):
+    csv_path, md_path, png_path = family_reports[0]
+    rows = read_csv_rows(csv_path)
+    # (base + 3 modes x 2 steps) x 2 benchmarks x (4 MCQ + 3 GEN metrics)
+    assert len(rows) == 7 * 2 * 7
+    for r in rows:
+        if r["metric"] in ("acc", "exact_match"):
+            assert r["value"] == pytest.approx(score("llama_x", r["mode"], r["step"], r["benchmark"], r["format"]))
+            assert r["stderr"] > 0
+    md = md_path.read_text()
+    assert "## pacute" in md and "## cute" in md and "| base | 0 |" in md and "±" in md
+    assert png_path.read_bytes()[:8] == PNG_MAGIC
+
+
+def test_compare_gains_over_vanilla(family_reports, tmp_path):
+    out = [tmp_path / "report" / n for n in ("comparison.csv", "comparison.md", "comparison.png")]
+    compare_families([r[0] for r in family_reports], *out)
+    with open(out[0]) as fh:
+        rows = list(csv.DictReader(fh))
+    assert {r["family"] for r in rows} == {"llama_x", "gemma_x"}
+    for r in rows:
+        if r["metric"] in ("acc", "exact_match"):
+            fam, mode, bench, fmt = r["family"], r["mode"], r["benchmark"], r["format"]
+            assert int(r["step"]) == 30
+            expected = score(fam, mode, 30, bench, fmt) - score(fam, "vanilla", 30, bench, fmt)
+            assert float(r["gain_over_vanilla"]) == pytest.approx(expected, abs=1e-9)
+            assert float(r["base_value"]) == pytest.approx(score(fam, "base", 0, bench, fmt))
+            if mode != "vanilla":
+                assert float(r["gain_stderr"]) > 0
+    md = out[1].read_text()
+    assert "gemma_x patok" in md and "llama_x stochastok" in md and "(+0.070" in md
+    assert out[2].read_bytes()[:8] == PNG_MAGIC
+
+
+def test_aggregate_rejects_duplicates_and_missing_provenance(tmp_path):
+    a = write_result(tmp_path / "a.json", "f", "base", 0, "cute")
+    b = write_result(tmp_path / "b.json", "f", "base", 0, "cute")
+    outs = [tmp_path / n for n in ("s.csv", "s.md", "s.png")]
+    with pytest.raises(MorphcptError, match="two results"):
+        aggregate_family([a, b], *outs)
+    data = json.loads(a.read_text())
+    del data["provenance"]["step"]
+    a.write_text(json.dumps(data))
+    with pytest.raises(MorphcptError, match=r"a\.json: result lacks provenance \['step'\]"):
+        aggregate_family([a], *outs)
+    assert not outs[0].exists()
+
+
+def test_compare_fails_on_missing_final_step(tmp_path, family_reports):
+    lines = [line for line in family_reports[0][0].read_text().splitlines() if not line.startswith("llama_x,patok,30,")]
+    csv_path = tmp_path / "scores.csv"
+    csv_path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(MorphcptError, match="no patok step 30"):
+        compare_families([csv_path], *[tmp_path / n for n in ("c.csv", "c.md", "c.png")])
