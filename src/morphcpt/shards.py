@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
+import numpy as np
+
 from morphcpt.corpus import bad_line_message, check_on_bad_line, count_lines, iter_chunk_documents
 from morphcpt.errors import MorphcptError
 
@@ -91,13 +93,14 @@ class _Totals:
     documents: int = 0
     tokens_in: int = 0
     tokens_out: int = 0
-    counters: dict[str, float] = field(default_factory=dict)
+    counters: dict[str, int] = field(default_factory=dict)
     bad_lines: dict[str, int] = field(default_factory=dict)
 
     def add_counters(self, counters: dict[str, Any]) -> None:
+        """Sum the processor's integer counters; derived floats (a per-document ratio) do not add up."""
         for key, value in (counters or {}).items():
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                self.counters[key] = self.counters.get(key, 0) + value
+            if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+                self.counters[key] = self.counters.get(key, 0) + int(value)
 
 
 # State of the worker processes: set in the parent, inherited by the fork (tokenizer and processor,
@@ -106,12 +109,13 @@ _WORKER: dict[str, Any] = {}
 
 
 def _process_batch(batch: list[tuple[int, str]]) -> list[tuple[int, "Any", int, dict[str, Any]]]:
-    import numpy as np
 
     adapter, processor, rng_for, spec = _WORKER["adapter"], _WORKER["processor"], _WORKER["rng_for"], _WORKER["spec"]
+    texts = [text for _, text in batch]
+    encode_batch = getattr(adapter, "encode_batch", None)
+    all_ids = encode_batch(texts) if encode_batch else [adapter.encode(t) for t in texts]
     out = []
-    for doc_index, text in batch:
-        ids = adapter.encode(text)
+    for (doc_index, _), ids in zip(batch, all_ids):
         new_ids, counters = processor(list(ids), rng_for(spec.seed, int(spec.chunk), doc_index))
         out.append((doc_index, np.asarray(new_ids, dtype=np.int64), len(ids), counters))
     return out
@@ -142,7 +146,8 @@ def _ordered_results(batches: Iterator[list[tuple[int, str]]], threads: int) -> 
         pool.join()
 
 
-def _batches(items: Iterable[tuple[int, str]], size: int = _BATCH) -> Iterator[list[tuple[int, str]]]:
+def _batches(items: Iterable[tuple[int, str]], size: int | None = None) -> Iterator[list[tuple[int, str]]]:
+    size = size or _BATCH
     batch: list[tuple[int, str]] = []
     for item in items:
         batch.append(item)
@@ -163,7 +168,6 @@ def build_shard(chunk_path: str | Path, out_prefix: str | Path, adapter: Any, pr
     doc_index is the document's 0-based line in the chunk (so it does not depend on bad lines
     before it, worker count or order).
     """
-    import numpy as np
     from megatron.core.datasets.indexed_dataset import DType, IndexedDatasetBuilder
     from tqdm import tqdm
 
@@ -267,10 +271,10 @@ def tokenize_chunk(chunk_path: str | Path, tokenizer_dir: str | Path, out_prefix
     tokenizer_dir = Path(tokenizer_dir)
     if not tokenizer_dir.is_dir():
         raise MorphcptError(f"{tokenizer_dir}: tokenizer folder not found; run download_model for its family")
-    from morphcpt.tokenization import TokenizerAdapter, document_rng, make_processor
+    from morphcpt.tokenization import TokenizerAdapter, document_rng, make_processor, resolve_params
 
     adapter = TokenizerAdapter.from_dir(tokenizer_dir)
-    params = dict(modes[mode] or {})
+    params = resolve_params(mode, modes[mode])  # as the processor uses them: defaults filled in
     processor = make_processor(adapter, mode, params, cache_dir=cache_dir)
     spec = ShardSpec(mode=mode, params=params, seed=int(seed), chunk=str(chunk))
     return build_shard(chunk_path, out_prefix, adapter, processor, spec, document_rng, on_bad_line=on_bad_line,
@@ -321,7 +325,6 @@ def verify_shard(prefix: str | Path, tokenizer_dir: str | Path | None = None, sa
                  sample_seed: int = 0) -> dict[str, Any]:
     """Check one shard against its sidecar (and against the vanilla shard for other modes).
     Raises MorphcptError naming the shard and the first failed check; returns a summary."""
-    import numpy as np
 
     shard = _ShardView(prefix)
     sc, ds = shard.sidecar, shard.dataset
