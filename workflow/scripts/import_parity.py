@@ -2,8 +2,18 @@
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))  # noqa: F821
+def main(smk):
+    from morphcpt.models.nemo_io import import_parity
 
-from morphcpt.stage_io import not_implemented  # noqa: E402
+    report = import_parity(Path(smk.input.manifest).parent, Path(smk.input.nemo), smk.params.max_abs_diff,
+                           Path(smk.output.report), smk.params.family)
+    print(f"import_parity: passed, max |logit diff| {report['max_abs_diff']:.3e} <= {report['threshold']:.1e}")
 
-not_implemented(snakemake, "import_parity")  # noqa: F821
+
+# Everything under the guard: Megatron's checkpoint writer starts a spawned multiprocessing
+# Manager that re-imports this file as __mp_main__, where `snakemake` does not exist.
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))  # noqa: F821
+    from morphcpt.stage_io import run_stage
+
+    run_stage(snakemake, main)  # noqa: F821

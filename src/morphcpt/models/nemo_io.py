@@ -1,0 +1,221 @@
+"""HF <-> NeMo conversion and forward passes (NeMo 2.7 `llm.import_ckpt` / `llm.export_ckpt`).
+
+Everything here imports NeMo lazily and applies the CPU shims first (a no-op with CUDA).
+Functions that save checkpoints must run under an `if __name__ == "__main__":` guard in the
+calling script: Megatron's checkpoint writer may spawn processes that re-import the main module.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from morphcpt.errors import MorphcptError
+
+# family arch -> (NeMo model class, default NeMo config class). The importer derives the real
+# architecture from the HF config.json; the classes select the registered "hf" importer.
+NEMO_CLASSES = {"llama": ("LlamaModel", "Llama31Config8B"), "gemma": ("Gemma2Model", "Gemma2Config2B")}
+# Fixed parity text: Tagalog with affixes and reduplication, digits, punctuation, English.
+PARITY_TEXTS = (
+    "Nagluluto si Maria ng adobo para sa kanyang mga kaibigan, at kumain sila nang masaya.",
+    "The quick brown fox jumps over the lazy dog 1234 times; pinakamagandang umaga!",
+)
+
+
+def nemo_setup() -> None:
+    """Apply the CPU shims (no-op on GPU). Call before building any NeMo object."""
+    from morphcpt.models import nemo_cpu
+
+    nemo_cpu.apply()
+
+
+def needs_transformer_engine(arch: str) -> bool:
+    """Gemma 2's NeMo layer spec needs TransformerEngine (DESIGN §11): GPU only."""
+    return arch == "gemma"
+
+
+def check_arch_runnable(arch: str) -> None:
+    if needs_transformer_engine(arch):
+        try:
+            import transformer_engine  # noqa: F401
+        except ImportError:
+            raise MorphcptError(f"NeMo's {arch} layer spec needs TransformerEngine, which is not installed here "
+                                "(Gemma 2 conversion/training run only on GPU machines with TE)") from None
+
+
+def nemo_model_for(family: dict[str, Any]):
+    """An (empty) NeMo model of the family's class: selects the importer of `llm.import_ckpt`."""
+    from nemo.collections import llm
+
+    model_name, config_name = NEMO_CLASSES[family["arch"]]
+    model_name = family.get("nemo_model", model_name)
+    config_name = family.get("nemo_config", config_name)
+    return getattr(llm, model_name)(config=getattr(llm, config_name)())
+
+
+def _replace_dir(tmp: Path, dest: Path) -> None:
+    if dest.exists():
+        shutil.rmtree(dest)
+    tmp.rename(dest)
+
+
+def import_nemo(hf_dir: Path, out_dir: Path, family: dict[str, Any]) -> Path:
+    """`llm.import_ckpt` of the HF folder into `out_dir` (weights/ + context/), atomically."""
+    check_arch_runnable(family["arch"])
+    nemo_setup()
+    from nemo.collections import llm
+
+    hf_dir, out_dir = Path(hf_dir).resolve(), Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    try:
+        llm.import_ckpt(model=nemo_model_for(family), source=f"hf://{hf_dir}", output_path=tmp / "ckpt",
+                        overwrite=True)
+        _replace_dir(tmp / "ckpt", out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    tokenizer_dir = out_dir / "context" / "nemo_tokenizer"
+    if not tokenizer_dir.is_dir():
+        raise MorphcptError(f"{out_dir}: import wrote no context/nemo_tokenizer; the training data module needs it")
+    return out_dir
+
+
+def export_hf(checkpoint: Path, out_dir: Path) -> Path:
+    """`llm.export_ckpt` of a NeMo checkpoint to a HF folder `out_dir`, atomically."""
+    nemo_setup()
+    from nemo.collections import llm
+
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    try:
+        llm.export_ckpt(path=Path(checkpoint), target="hf", output_path=tmp / "hf", overwrite=True)
+        _replace_dir(tmp / "hf", out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out_dir
+
+
+# -- forward passes ----------------------------------------------------------------------------------
+def parity_token_ids(tokenizer_dir: Path) -> list[list[int]]:
+    """The fixed parity inputs: PARITY_TEXTS tokenized with bos (equal lengths, truncated)."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    seqs = [tok(t, add_special_tokens=True).input_ids for t in PARITY_TEXTS]
+    n = min(len(s) for s in seqs)
+    return [s[:n] for s in seqs]
+
+
+def load_nemo(checkpoint: Path):
+    """A NeMo checkpoint (import or training) loaded for inference: the Lightning module."""
+    nemo_setup()
+    import torch
+    from nemo.collections.llm.api import load_connector_from_trainer_ckpt
+
+    checkpoint = Path(checkpoint)
+    connector = load_connector_from_trainer_ckpt(checkpoint, "hf")
+    model, _trainer = connector.nemo_load(checkpoint, cpu=not torch.cuda.is_available())
+    model.eval()
+    return model
+
+
+def nemo_logits(model, ids: list[list[int]]):
+    """Logits of the NeMo model for a batch of equal-length sequences (fp32, CPU)."""
+    import torch
+
+    device = next(model.parameters()).device
+    tokens = torch.tensor(ids, dtype=torch.long, device=device)
+    position_ids = torch.arange(tokens.shape[1], device=device).unsqueeze(0).expand_as(tokens)
+    with torch.no_grad():
+        logits = model(input_ids=tokens, position_ids=position_ids, attention_mask=None)
+    return logits.float().cpu()
+
+
+def hf_logits(hf_dir: Path, ids: list[list[int]], dtype: str = "float32"):
+    """Logits of the HF model in `hf_dir` for a batch of equal-length sequences (fp32, CPU)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = AutoModelForCausalLM.from_pretrained(str(hf_dir), torch_dtype=getattr(torch, dtype)).to(device).eval()
+    with torch.no_grad():
+        logits = model(torch.tensor(ids, dtype=torch.long, device=device)).logits
+    return logits.float().cpu()
+
+
+def compare_logits(hf, nemo, max_abs_diff: float, what: str) -> dict[str, Any]:
+    """Parity report of HF and NeMo logits (NeMo may carry padded vocab columns beyond HF's)."""
+    reference, candidate = hf, nemo
+    vocab = reference.shape[-1]
+    if candidate.shape[-1] < vocab or candidate.shape[:-1] != reference.shape[:-1]:
+        raise MorphcptError(f"{what}: logits shapes differ: HF {tuple(reference.shape)} vs NeMo {tuple(candidate.shape)}")
+    diff = (reference - candidate[..., :vocab]).abs()
+    report = {
+        "what": what,
+        "max_abs_diff": float(diff.max()),
+        "mean_abs_diff": float(diff.mean()),
+        "threshold": float(max_abs_diff),
+        "logit_scale": float(reference.abs().max()),
+        "argmax_agreement": float((reference.argmax(-1) == candidate[..., :vocab].argmax(-1)).float().mean()),
+        "shape": list(reference.shape),
+        "padded_vocab": int(candidate.shape[-1]),
+    }
+    report["passed"] = bool(report["max_abs_diff"] <= max_abs_diff)
+    return report
+
+
+def hf_torch_dtype(hf_dir: Path) -> str:
+    cfg = json.loads((Path(hf_dir) / "config.json").read_text())
+    return str(cfg.get("torch_dtype") or cfg.get("dtype") or "float32")
+
+
+def write_report(path: Path, report: dict[str, Any]) -> None:
+    """Write a JSON report via a temp name (the report's existence means the gate passed)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(report, indent=1, sort_keys=True))
+    tmp.rename(path)
+
+
+def parity_gate(report: dict[str, Any], report_path: Path | None, fix: str) -> dict[str, Any]:
+    """Raise with one line if the report failed; otherwise write it to `report_path`."""
+    if not report["passed"]:
+        if report_path is not None:
+            failed = Path(report_path).with_name(Path(report_path).name + ".failed")
+            write_report(failed, report)  # kept for inspection; not the rule's output
+        raise MorphcptError(f"{report['what']} parity gate failed: max |logit diff| {report['max_abs_diff']:.3e} > "
+                            f"{report['threshold']:.1e} (argmax agreement {report['argmax_agreement']:.3f}); {fix}")
+    if report_path is not None:
+        write_report(report_path, report)
+    return report
+
+
+def import_parity(hf_dir: Path, nemo_dir: Path, max_abs_diff: float, report_path: Path | None = None,
+                  family: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Gate: the imported NeMo model's logits equal the HF model's on fixed tokens."""
+    if family is not None:
+        check_arch_runnable(family["arch"])
+    ids = parity_token_ids(hf_dir)
+    hf = hf_logits(hf_dir, ids, hf_torch_dtype(hf_dir))
+    nemo = nemo_logits(load_nemo(nemo_dir), ids)
+    report = compare_logits(hf, nemo, max_abs_diff, "import (NeMo vs HF)")
+    report.update(hf_dir=str(hf_dir), nemo_dir=str(nemo_dir), tokens=ids)
+    return parity_gate(report, report_path, "the HF->NeMo conversion is wrong (norm names? QKV layout? "
+                       "vocab padding?); nothing downstream may use this import")
+
+
+def export_parity(checkpoint: Path, hf_dir: Path, max_abs_diff: float, report_path: Path | None = None,
+                  tokenizer_dir: Path | None = None) -> dict[str, Any]:
+    """Gate: the exported HF model's logits equal the NeMo checkpoint's on fixed tokens."""
+    ids = parity_token_ids(tokenizer_dir or hf_dir)
+    nemo = nemo_logits(load_nemo(checkpoint), ids)
+    hf = hf_logits(hf_dir, ids, hf_torch_dtype(hf_dir))
+    report = compare_logits(hf, nemo, max_abs_diff, "export (HF vs NeMo)")
+    report.update(checkpoint=str(checkpoint), hf_dir=str(hf_dir), tokens=ids)
+    return parity_gate(report, report_path, "the NeMo->HF export is wrong (QKV split? norm names? tied "
+                       "embeddings?); do not evaluate this export")

@@ -1,0 +1,11 @@
+"""Entry point of one training worker: `python -m morphcpt.models.train_worker SPEC.json`
+(under torchrun on GPUs). The __main__ guard matters: checkpoint writers may spawn processes."""
+
+import json
+import sys
+from pathlib import Path
+
+if __name__ == "__main__":
+    from morphcpt.models.train import train_worker
+
+    train_worker(json.loads(Path(sys.argv[1]).read_text()))
