@@ -234,13 +234,18 @@ class PatokProcessor:
             s, e = int(starts[w]), int(ends[w])
             if any(covered[s:e]):
                 continue
+            b0, b1 = int(byte_starts[s]), int(byte_starts[e])
+            try:
+                # the boundary test above sees only token starts; ids that are not one UTF-8 text (a
+                # special token inserted inside a character) still fail here and the window is skipped
+                text = doc[b0:b1].decode("utf-8")
+            except UnicodeDecodeError:
+                continue
             covered[s:e] = b"\x01" * (e - s)
             used += 1
             if affix_count[w] and preserve_draws[w] < awareness:
                 preserved += int(affix_count[w])
                 continue
-            b0, b1 = int(byte_starts[s]), int(byte_starts[e])
-            text = doc[b0:b1].decode("utf-8")
             if affix_draws[w] < awareness:
                 before = doc[max(0, b0 - 4):b0].decode("utf-8", errors="ignore")[-1:]
                 after = doc[b1:b1 + 4].decode("utf-8", errors="ignore")[:1]
