@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import struct
 from functools import lru_cache
 from pathlib import Path
 
@@ -65,10 +66,11 @@ class TokenizerAdapter:
     def __init__(self, backend, bos_token: str | None, eos_token: str | None, source: str = "<memory>"):
         self.source = source
         self.backend = backend
-        spec = json.loads(backend.to_str())
-        model = spec.get("model", {})
-        self.byte_level = _contains_type(spec.get("decoder"), "ByteLevel") or _contains_type(spec.get("pre_tokenizer"), "ByteLevel")
-        byte_fallback = bool(model.get("byte_fallback"))
+        # the components' own JSON (small), not the whole tokenizer's
+        decoder_spec = json.loads(backend.decoder.__getstate__()) if backend.decoder is not None else None
+        pre_spec = json.loads(backend.pre_tokenizer.__getstate__()) if backend.pre_tokenizer is not None else None
+        self.byte_level = _contains_type(decoder_spec, "ByteLevel") or _contains_type(pre_spec, "ByteLevel")
+        byte_fallback = bool(getattr(backend.model, "byte_fallback", False))
         self.style = "byte_level" if self.byte_level else "sentencepiece"
 
         added_ids = set(backend.get_added_tokens_decoder())
@@ -147,13 +149,11 @@ class TokenizerAdapter:
         return int(idx)
 
     def _fingerprint(self) -> str:
-        digest = hashlib.sha256()
-        for idx, (raw, kind) in enumerate(zip(self.token_bytes, self.kinds)):
-            digest.update(idx.to_bytes(4, "little"))
-            digest.update(kind.to_bytes(1, "little"))
-            digest.update(len(raw).to_bytes(4, "little"))
-            digest.update(raw)
-        return digest.hexdigest()
+        # sha256 over (id u32, kind u8, length u32, bytes) for every id, little-endian
+        head = struct.Struct("<IBI").pack
+        return hashlib.sha256(b"".join(
+            head(idx, kind, len(raw)) + raw for idx, (raw, kind) in enumerate(zip(self.token_bytes, self.kinds))
+        )).hexdigest()
 
     def _check_no_dummy_prefix(self) -> None:
         for probe in ("a b", "ab"):

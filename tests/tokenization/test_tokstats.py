@@ -1,0 +1,78 @@
+"""`morphcpt tokstats` against values computed by hand on a hand-made tokenizer."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from morphcpt.cli import main
+from morphcpt.errors import MorphcptError
+from morphcpt.tokenization import TokenizerAdapter
+from morphcpt.tokenization.tokstats import read_gold, tokstats
+
+# BPE merges, in rank order, chosen so that (worked by hand):
+#   " nagluto" -> ▁nag | luto      " kumain" -> ▁ku | ma | in      " maganda" -> ▁mag | anda
+MERGES = [("▁", "n"), ("▁n", "a"), ("▁na", "g"), ("▁", "m"), ("▁m", "a"), ("▁ma", "g"), ("l", "u"), ("t", "o"),
+          ("lu", "to"), ("▁", "k"), ("▁k", "u"), ("m", "a"), ("i", "n"), ("a", "n"), ("d", "a"), ("an", "da")]
+GOLD = [{"word": "nagluto", "boundaries": [3]}, {"word": "kumain", "boundaries": [1, 3]},
+        {"word": "maganda", "boundaries": [2]}]
+
+
+@pytest.fixture(scope="module")
+def toy_dir(tmp_path_factory):
+    from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers
+
+    specials = ["<pad>", "<eos>", "<bos>", "<unk>"]
+    vocab = {s: i for i, s in enumerate(specials)}
+    for piece in list("▁abdgiklmnotu") + ["".join(m) for m in MERGES]:
+        vocab.setdefault(piece, len(vocab))
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=MERGES, unk_token="<unk>"))
+    tok.normalizer = normalizers.Replace(" ", "▁")
+    tok.decoder = decoders.Replace("▁", " ")
+    tok.add_special_tokens([AddedToken(s, special=True, normalized=False) for s in specials])
+    path = tmp_path_factory.mktemp("toy")
+    tok.save(str(path / "tokenizer.json"))
+    (path / "tokenizer_config.json").write_text(json.dumps({"bos_token": "<bos>", "eos_token": "<eos>"}))
+    return path
+
+
+def test_hand_computed_vanilla(toy_dir, tmp_path):
+    adapter = TokenizerAdapter.from_dir(toy_dir)
+    pieces = [[adapter.token_bytes[i] for i in adapter.encode(" " + g["word"])] for g in GOLD]
+    assert pieces == [[b" nag", b"luto"], [b" ku", b"ma", b"in"], [b" mag", b"anda"]]
+    gold_file = tmp_path / "gold.jsonl"
+    gold_file.write_text("".join(json.dumps(g) + "\n" for g in GOLD))
+    out = tmp_path / "stats.json"
+    assert main(["tokstats", "--tokenizer", str(toy_dir), "--mode", "vanilla", "--gold", str(gold_file),
+                 "--output", str(out), "--cache-dir", str(tmp_path / "cache")]) == 0
+    report = json.loads(out.read_text())
+    # boundaries: predicted {3}, {2, 4}, {3} vs gold {3}, {1, 3}, {2}: 1 hit of 4 predicted, of 4 gold
+    assert report["fertility"] == pytest.approx(7 / 3)
+    assert report["boundary_precision"] == pytest.approx(1 / 4)
+    assert report["boundary_recall"] == pytest.approx(1 / 4)
+    assert report["boundary_f1"] == pytest.approx(1 / 4)
+    # affix morphemes: nag (one token ▁nag), um (inside ▁ku|ma), ma (inside ▁mag)
+    assert report["affixes"] == 3
+    assert report["affix_preservation"] == pytest.approx(1 / 3)
+    assert report["affix_isolation"] == pytest.approx(1 / 3)
+    assert report["seeds"] == [0]
+
+
+def test_stochastic_modes_average_over_seeds(toy_dir, tmp_path):
+    adapter = TokenizerAdapter.from_dir(toy_dir)
+    gold = [(g["word"], g["boundaries"]) for g in GOLD] * 4
+    report = tokstats(adapter, "stochastok", {"expand_prop": 1.0}, gold, [0, 1, 2], cache_dir=tmp_path)
+    assert [s["seed"] for s in report["per_seed"]] == [0, 1, 2]
+    for metric in ("fertility", "boundary_recall", "affix_preservation"):
+        assert report[metric] == pytest.approx(sum(s[metric] for s in report["per_seed"]) / 3)
+    assert report["fertility"] > 7 / 3  # every word gets at least one split attempt
+    none = tokstats(adapter, "stochastok", {"expand_prop": 0.0}, gold, [0, 1], cache_dir=tmp_path)
+    assert none["fertility"] == pytest.approx(7 / 3) and none["boundary_f1"] == pytest.approx(1 / 4)
+
+
+def test_bad_gold_names_the_line(tmp_path):
+    bad = tmp_path / "gold.jsonl"
+    bad.write_text('{"word": "kumain", "boundaries": [1, 3]}\n{"word": "nagluto", "boundaries": [7]}\n')
+    with pytest.raises(MorphcptError, match=r"gold.jsonl:2: boundaries"):
+        read_gold(bad)
