@@ -48,7 +48,11 @@ rule evaluate:
     output:
         result=layout.evaluation(mode="{eval_mode}"),
     params:
-        evaluation=config["evaluation"],
+        # only what changes scores: adding a benchmark to the config must not rerun the others
+        evaluation={
+            k: config["evaluation"].get(k)
+            for k in ("seed", "batch_size", "max_gen_tokens", "limit")
+        },
     wildcard_constraints:
         eval_mode=layout.wildcard_constraints()["eval_mode"],
     log:

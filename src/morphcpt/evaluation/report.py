@@ -111,8 +111,13 @@ def read_csv_rows(path: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
+def _mode_key(mode: str) -> tuple:
+    """base first, then vanilla (the reference arm), then the other modes by name."""
+    return (mode != BASE_MODE, mode != "vanilla", mode)
+
+
 def _sort_key(row: dict[str, Any]) -> tuple:
-    return (row["benchmark"], row["format"], row["mode"] != BASE_MODE, row["mode"], row["step"], row["metric"])
+    return (row["benchmark"], row["format"], _mode_key(row["mode"]), row["step"], row["metric"])
 
 
 # -- per family -----------------------------------------------------------------------------------
@@ -154,7 +159,7 @@ def family_markdown(rows: list[dict[str, Any]]) -> str:
         lines += [f"## {bench}", "",
                   "| mode | step | " + " | ".join(f"{fmt.upper()} {m} (n={n_of[fmt]})" for fmt, m in columns) + " |",
                   "|---|---:|" + "---:|" * len(columns)]
-        points = sorted({(r["mode"], r["step"]) for r in brows}, key=lambda p: (p[0] != BASE_MODE, p[0], p[1]))
+        points = sorted({(r["mode"], r["step"]) for r in brows}, key=lambda p: (_mode_key(p[0]), p[1]))
         for mode, step in points:
             cells = [_fmt(cell[(mode, step, f, m)]["value"], cell[(mode, step, f, m)]["stderr"])
                      if (mode, step, f, m) in cell else "–" for f, m in columns]
@@ -177,7 +182,7 @@ def plot_family(rows: list[dict[str, Any]], png_path: str | Path) -> None:
         metric = PRIMARY_METRIC[fmt]
         sel = [r for r in rows if r["benchmark"] == bench and r["format"] == fmt and r["metric"] == metric]
         base = [r for r in sel if r["mode"] == BASE_MODE]
-        modes = sorted({r["mode"] for r in sel} - {BASE_MODE})
+        modes = sorted({r["mode"] for r in sel} - {BASE_MODE}, key=_mode_key)
         for mode in modes:
             pts = base + sorted((r for r in sel if r["mode"] == mode), key=lambda r: r["step"])
             ax.errorbar([r["step"] for r in pts], [r["value"] for r in pts],

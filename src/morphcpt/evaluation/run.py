@@ -31,6 +31,15 @@ from morphcpt.evaluation.scoring import (GEN_METRICS, MCQ_METRICS, PRIMARY_METRI
 from morphcpt.evaluation.sources import sha256_file, sources_manifest_path
 
 RESULT_SCHEMA_KEYS = ("results", "configs", "versions", "n-shot", "n-samples", "config")
+METRIC_DEFINITIONS = {
+    "acc": "MCQ: 1 if the gold choice has the highest log-likelihood; 1/k if k choices tie for it (no tie-break to index 0)",
+    "acc_norm": "MCQ: acc on log-likelihood per character of the choice",
+    "acc_chance_corrected": "MCQ: (acc - 1/n) / (1 - 1/n) per item, n choices",
+    "chance": "MCQ: 1/n per item",
+    "exact_match": "GEN (primary): answer extracted from the first generated line == gold (case-sensitive)",
+    "prefix_match": "GEN: extracted answer starts with the gold",
+    "contains_match": "GEN: the gold occurs in the first generated line",
+}
 PACKAGES = ("lm_eval", "torch", "transformers", "datasets", "numpy", "morphcpt")
 
 
@@ -229,6 +238,7 @@ def evaluate_model(model_dir: str | Path, items_path: str | Path, benchmark: str
         "seeds": {"python": seed, "numpy": seed, "torch": seed, "fewshot": seed},
         "batch_size": batch_size, "max_gen_tokens": max_gen_tokens, "limit": limit,
         "device": device, "dtype": dtype, "stop_sequences": list(STOP_SEQUENCES),
+        "metric_definitions": METRIC_DEFINITIONS,
         **(extra_provenance or {}),
     }
     return result
