@@ -9,7 +9,8 @@ rule download_corpus:
     output:
         manifest=layout.corpus_manifest(),
     params:
-        corpus=config["corpus"],
+        # only what decides the raw files: changing chunks or on_bad_line must not re-download
+        corpus={k: config["corpus"].get(k) for k in ("source", "hf_id", "revision", "subset", "local_path")},
     log:
         layout.log("download_corpus"),
     threads: rule_resources("download_corpus")["cpus_per_task"]

@@ -17,7 +17,8 @@ rule tokenize:
         idx=layout.shard_prefix() + ".idx",
         sidecar=layout.shard_prefix() + ".json",
     params:
-        modes=config["modes"],
+        # only this mode's params: editing another mode's params must not rerun these shards
+        mode_params=lambda wc: config["modes"].get(wc.mode),
         seed=config["seed"],
         on_bad_line=config["corpus"]["on_bad_line"],
     log:

@@ -14,6 +14,7 @@ shard of the same chunk (same bytes per document, realised ratio as recorded).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -184,6 +185,8 @@ def build_shard(chunk_path: str | Path, out_prefix: str | Path, adapter: Any, pr
     dtype = DType.optimal_dtype(vocab_size)
 
     out_prefix.parent.mkdir(parents=True, exist_ok=True)
+    for stale in out_prefix.parent.glob(f".{out_prefix.name}.tmp-*"):  # left by a killed job
+        stale.unlink(missing_ok=True)
     tmp_prefix = out_prefix.with_name(f".{out_prefix.name}.tmp-{os.getpid()}")
     tmp_files = [Path(str(tmp_prefix) + s) for s in (".bin", ".idx", ".json")]
     final_files = [Path(str(out_prefix) + s) for s in (".bin", ".idx", ".json")]
@@ -285,9 +288,11 @@ def run_tokenize_stage(snakemake: Any) -> None:
     """Body of workflow/scripts/tokenize.py."""
     wc = snakemake.wildcards
     out_prefix = str(snakemake.output.bin)[: -len(".bin")]
+    mode_params = snakemake.params.mode_params
+    modes = {} if mode_params is None else {wc.mode: mode_params}
     sidecar = tokenize_chunk(
         snakemake.input.chunk, Path(snakemake.input.tokenizer).parent, out_prefix, wc.mode,
-        snakemake.params.modes, snakemake.params.seed, wc.chunk, on_bad_line=snakemake.params.on_bad_line,
+        modes, snakemake.params.seed, wc.chunk, on_bad_line=snakemake.params.on_bad_line,
         threads=int(snakemake.threads), cache_dir=snakemake.params.get("cache_dir"))
     print(f"wrote {out_prefix}.bin/.idx: {sidecar['documents']} documents, {sidecar['tokens_in']} canonical tokens "
           f"-> {sidecar['tokens_out']} ({sidecar['ratio']:.4f}), bad lines {sidecar['bad_lines'] or 'none'}")
@@ -319,6 +324,13 @@ class _ShardView:
 
     def document(self, i: int):
         return self.dataset[i]
+
+
+@functools.lru_cache(maxsize=4)
+def _load_adapter(tokenizer_dir: str):
+    from morphcpt.tokenization import TokenizerAdapter
+
+    return TokenizerAdapter.from_dir(tokenizer_dir)
 
 
 def verify_shard(prefix: str | Path, tokenizer_dir: str | Path | None = None, sample: int = 64,
@@ -390,12 +402,10 @@ def verify_shard(prefix: str | Path, tokenizer_dir: str | Path | None = None, sa
             fail(f"identical to the vanilla shard although {sc['mode']} params {sc['params']} should change ids: "
                  "the expansion did not reach the shard")
 
-    from morphcpt.tokenization import TokenizerAdapter
-
     tok_dir = Path(tokenizer_dir or sc.get("tokenizer_dir") or "")
     if not tok_dir.is_dir():
         fail("no tokenizer folder to decode with: pass --tokenizer-dir")
-    adapter = TokenizerAdapter.from_dir(tok_dir)
+    adapter = _load_adapter(str(tok_dir.resolve()))
     if adapter.fingerprint != sc["tokenizer_fingerprint"]:
         fail(f"tokenizer {tok_dir} (fingerprint {adapter.fingerprint[:12]}) is not the shard's "
              f"({sc['tokenizer_fingerprint'][:12]})")

@@ -155,3 +155,15 @@ def test_two_workers_write_the_same_bytes_as_one(tokenizer_dir, demo_chunks, tmp
     for suffix in (".bin", ".idx"):
         assert Path(str(tmp_path / "t1" / "chunk_001") + suffix).read_bytes() == \
             Path(str(tmp_path / "t2" / "chunk_001") + suffix).read_bytes()
+
+
+def test_verify_shards_cli(shards, tokenizer_dir, tmp_path, capsys):
+    from morphcpt.cli import main
+
+    prefixes = [str(shards[(m, "000")]) for m in MODES]
+    assert main(["verify-shards", *prefixes, "--tokenizer-dir", str(tokenizer_dir)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in out] == [f"ok {p}" for p in prefixes]
+    assert main(["verify-shards", str(tmp_path / "missing" / "chunk_000")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("morphcpt verify-shards: error:") and "shard file not found" in err and "\n" not in err
