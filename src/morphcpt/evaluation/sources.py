@@ -4,8 +4,8 @@ Sources per benchmark (config `evaluation.benchmarks.<name>.source`):
 - `pacute-bench`: raw files of github.com/raileymontalan/pacute-bench at commit dcab16b, each
   checked against the sha256 pinned below (pacute, hierarchical; also cute, langgame,
   multi_digit_addition, whose files there are the public samples).
-- `hf` (cute only): the CUTE 1,400-row sample of HF `leukas/cute` (14 tasks x 100, incl.
-  swap_word) as pinned in pacute-bench; the same pinned file as `pacute-bench`.
+  For cute this is the 1,400-row sample of HF `leukas/cute` (14 tasks x 100, incl. swap_word).
+- `hf`: not offered: no revision of `leukas/cute` is pinned here (use `pacute-bench` or `local`).
 - `generated` (langgame, multi_digit_addition): this project's seeded generator.
 - `local`: `local_path`, a file in the benchmark's source schema (offline clusters, the demo).
   A local PACUTE/hierarchical/LangGame/MDA file holds the rows of all of the benchmark's source
@@ -68,7 +68,7 @@ EXPECTED_ITEMS = {"pacute": 4600, "hierarchical": 1200, "cute": 1400, "langgame"
 SOURCES_OF = {
     "pacute": ("pacute-bench", "local"),
     "hierarchical": ("pacute-bench", "local"),
-    "cute": ("pacute-bench", "hf", "local"),
+    "cute": ("pacute-bench", "local"),
     "langgame": ("generated", "pacute-bench", "local"),
     "multi_digit_addition": ("generated", "pacute-bench", "local"),
 }
@@ -140,7 +140,7 @@ def fetch_benchmark(benchmark: str, spec: dict[str, Any], seed: int, items_path:
         rows, provenance = collect_rows(benchmark, spec, seed, Path(tmp))
         items = normalize_rows(rows, benchmark, seed, language)
     source = spec["source"]
-    if source in ("pacute-bench", "hf", "generated") and len(items) != EXPECTED_ITEMS[benchmark]:
+    if source in ("pacute-bench", "generated") and len(items) != EXPECTED_ITEMS[benchmark]:
         raise MorphcptError(f"{benchmark}: {len(items)} items from {source}, expected {EXPECTED_ITEMS[benchmark]}")
     manifest_path = sources_manifest_path(items_path)
     write_items(items, items_path)
