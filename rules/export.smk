@@ -5,6 +5,7 @@
 rule export:
     input:
         done=layout.train_done(),
+        hf=layout.hf_manifest(),  # the base model: the export's config and tokenizer must equal its
     output:
         hf=directory(layout.export_dir()),
         parity=layout.export_parity(),
@@ -12,6 +13,7 @@ rule export:
         family=lambda wc: config["families"][wc.family],
         checkpoint_dir=lambda wc: layout.p(wc.family, wc.mode, "train", "checkpoints"),
         max_abs_diff=config["parity"]["export_max_abs_diff"],
+        global_batch_size=config["training"]["global_batch_size"],
     log:
         layout.log("export", "{family}", "{mode}", "step_{step}"),
     threads: gpu_resources("export")["cpus_per_task"]

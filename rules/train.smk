@@ -7,6 +7,7 @@ rule train:
     input:
         nemo=layout.nemo_dir(),
         import_parity=layout.import_parity(),
+        hf=layout.hf_manifest(),  # the HF model gives the step-0 reference loss
         shards=lambda wc: layout.train_shards(wc.family, wc.mode),
     output:
         done=layout.train_done(),

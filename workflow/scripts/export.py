@@ -2,8 +2,19 @@
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))  # noqa: F821
 
-from morphcpt.stage_io import not_implemented  # noqa: E402
+def main(smk):
+    from morphcpt.models.export import export_checkpoint
 
-not_implemented(snakemake, "export")  # noqa: F821
+    report = export_checkpoint(Path(smk.params.checkpoint_dir), int(smk.wildcards.step),
+                               smk.params.global_batch_size, Path(smk.output.hf), Path(smk.input.hf).parent,
+                               smk.params.max_abs_diff, Path(smk.output.parity))
+    print(f"export: step {smk.wildcards.step} passed parity, max |logit diff| {report['max_abs_diff']:.3e}")
+
+
+# Everything under the guard: checkpoint loaders/writers may spawn processes that re-import this file.
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))  # noqa: F821
+    from morphcpt.stage_io import run_stage
+
+    run_stage(snakemake, main)  # noqa: F821

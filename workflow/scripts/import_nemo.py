@@ -2,6 +2,7 @@
 import sys
 from pathlib import Path
 
+
 def main(smk):
     from morphcpt.models.download import verify_manifest
     from morphcpt.models.nemo_io import import_nemo

@@ -2,6 +2,7 @@
 import sys
 from pathlib import Path
 
+
 def main(smk):
     from morphcpt.models.nemo_io import import_parity
 

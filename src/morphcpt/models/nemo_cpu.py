@@ -1,9 +1,10 @@
 """CPU shims for NeMo 2.7.3 + megatron-core 0.15.3 without CUDA and without TransformerEngine.
 
-NeMo's import / train / export paths assume a GPU in a dozen places. Each shim below replaces
-exactly one such assumption and names it. `apply()` installs them all, once per process, and
-only when CUDA is absent: on a GPU machine it does nothing, so the same code runs there
-unchanged. Call it before building any NeMo/Megatron object (every morphcpt entry point that
+NeMo's import / train / export paths assume a GPU with TransformerEngine (TE) in a dozen places.
+Each shim below replaces exactly one such assumption and names it. `apply()` installs them once
+per process: the CUDA shims only when CUDA is absent, the TE shims (the local layer spec's needs)
+only when TE is absent. On a GPU machine with TE it does nothing, so the same code runs there
+unchanged; a GPU machine without TE (scripts/gpu_check.sh) gets only the TE shims. Call it before building any NeMo/Megatron object (every morphcpt entry point that
 touches NeMo does). `APPLIED` records what was installed; tests check every shim is there and
 that the one whose absence is silent (the norm mapping) really changes imported weights.
 
@@ -37,6 +38,9 @@ SHIMS = {
     "grad_clipping": "clip_grad_by_total_norm_fp32 asserts grads are torch.cuda.FloatTensor",
 }
 
+# What a shim stands in for: "te" shims apply without TransformerEngine, "cuda" ones without CUDA.
+NEEDS = {"transformer_config": "te", "norm_names": "te", "cast_dtype": "te"}
+
 APPLIED: dict[str, bool] = {}
 
 # TE-fused norm names (what the converters use) -> the local spec's separate norm modules.
@@ -52,16 +56,25 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+def te_available() -> bool:
+    try:
+        import transformer_engine  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def apply(skip: tuple[str, ...] = ()) -> dict[str, bool]:
-    """Install every CPU shim (except the names in `skip`, for tests that prove a shim is needed).
-    No-op with CUDA. Idempotent. Returns APPLIED."""
-    if cuda_available():
-        return APPLIED
+    """Install the shims this machine needs (except the names in `skip`, for tests that prove a
+    shim is needed). No-op with CUDA and TE. Idempotent. Returns APPLIED."""
     skip = tuple(skip) + tuple(s for s in os.environ.get("MORPHCPT_SKIP_CPU_SHIMS", "").split(",") if s)
     unknown = set(skip) - set(SHIMS)
     if unknown:
         raise ValueError(f"unknown CPU shims {sorted(unknown)}; known: {sorted(SHIMS)}")
+    present = {"cuda": cuda_available(), "te": te_available()}
     for name in SHIMS:
+        if present[NEEDS.get(name, "cuda")]:
+            continue
         if name not in skip and not APPLIED.get(name):
             globals()[f"_shim_{name}"]()
             APPLIED[name] = True

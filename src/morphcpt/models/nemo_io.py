@@ -7,7 +7,9 @@ calling script: Megatron's checkpoint writer may spawn processes that re-import 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -56,6 +58,20 @@ def nemo_model_for(family: dict[str, Any]):
     return getattr(llm, model_name)(config=getattr(llm, config_name)())
 
 
+@contextlib.contextmanager
+def scratch_cwd(where: Path):
+    """Run inside a scratch folder: NeMo's converters build Lightning trainers without a root
+    dir, which write lightning_logs/ into the current directory (the repository, under Snakemake)."""
+    old = os.getcwd()
+    scratch = Path(tempfile.mkdtemp(prefix=".nemo-cwd-", dir=where))
+    os.chdir(scratch)
+    try:
+        yield scratch
+    finally:
+        os.chdir(old)
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 def _replace_dir(tmp: Path, dest: Path) -> None:
     if dest.exists():
         shutil.rmtree(dest)
@@ -68,12 +84,13 @@ def import_nemo(hf_dir: Path, out_dir: Path, family: dict[str, Any]) -> Path:
     nemo_setup()
     from nemo.collections import llm
 
-    hf_dir, out_dir = Path(hf_dir).resolve(), Path(out_dir)
+    hf_dir, out_dir = Path(hf_dir).resolve(), Path(out_dir).resolve()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
     try:
-        llm.import_ckpt(model=nemo_model_for(family), source=f"hf://{hf_dir}", output_path=tmp / "ckpt",
-                        overwrite=True)
+        with scratch_cwd(tmp):
+            llm.import_ckpt(model=nemo_model_for(family), source=f"hf://{hf_dir}", output_path=tmp / "ckpt",
+                            overwrite=True)
         _replace_dir(tmp / "ckpt", out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -88,11 +105,12 @@ def export_hf(checkpoint: Path, out_dir: Path) -> Path:
     nemo_setup()
     from nemo.collections import llm
 
-    out_dir = Path(out_dir)
+    out_dir, checkpoint = Path(out_dir).resolve(), Path(checkpoint).resolve()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
     try:
-        llm.export_ckpt(path=Path(checkpoint), target="hf", output_path=tmp / "hf", overwrite=True)
+        with scratch_cwd(tmp):
+            llm.export_ckpt(path=checkpoint, target="hf", output_path=tmp / "hf", overwrite=True)
         _replace_dir(tmp / "hf", out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -116,9 +134,10 @@ def load_nemo(checkpoint: Path):
     import torch
     from nemo.collections.llm.api import load_connector_from_trainer_ckpt
 
-    checkpoint = Path(checkpoint)
+    checkpoint = Path(checkpoint).resolve()
     connector = load_connector_from_trainer_ckpt(checkpoint, "hf")
-    model, _trainer = connector.nemo_load(checkpoint, cpu=not torch.cuda.is_available())
+    with scratch_cwd(Path(tempfile.gettempdir())):
+        model, _trainer = connector.nemo_load(checkpoint, cpu=not torch.cuda.is_available())
     model.eval()
     return model
 
@@ -219,3 +238,51 @@ def export_parity(checkpoint: Path, hf_dir: Path, max_abs_diff: float, report_pa
     report.update(checkpoint=str(checkpoint), hf_dir=str(hf_dir), tokens=ids)
     return parity_gate(report, report_path, "the NeMo->HF export is wrong (QKV split? norm names? tied "
                        "embeddings?); do not evaluate this export")
+
+
+# HF config keys an export must keep exactly as the base model has them (DESIGN §7).
+EXACT_CONFIG_KEYS = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+                     "num_key_value_heads", "head_dim", "rope_theta", "rope_scaling", "tie_word_embeddings",
+                     "rms_norm_eps", "bos_token_id", "eos_token_id", "model_type")
+
+
+def check_export_config(exported_dir: Path, base_hf_dir: Path) -> dict[str, Any]:
+    """The exported config.json equals the base model's on every structural key."""
+    exported = json.loads((Path(exported_dir) / "config.json").read_text())
+    base = json.loads((Path(base_hf_dir) / "config.json").read_text())
+    diffs = {k: (base.get(k), exported.get(k)) for k in EXACT_CONFIG_KEYS
+             if k in base and _normalize(base.get(k)) != _normalize(exported.get(k))}
+    if diffs:
+        raise MorphcptError(f"{exported_dir}/config.json differs from the base model's ({base_hf_dir}): "
+                            + "; ".join(f"{k}: base {b!r} vs export {e!r}" for k, (b, e) in diffs.items()))
+    return {k: base[k] for k in EXACT_CONFIG_KEYS if k in base}
+
+
+def _normalize(value):
+    if isinstance(value, float):
+        return round(value, 9)
+    if isinstance(value, list):
+        return tuple(_normalize(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _normalize(v) for k, v in value.items() if v is not None}
+    return value
+
+
+def export_step(checkpoint: Path, out_dir: Path, base_hf_dir: Path, max_abs_diff: float,
+                report_path: Path) -> dict[str, Any]:
+    """Export one checkpoint to HF, check its config and tokenizer against the base model, then
+    the parity gate; the report (written last) exists only if everything passed."""
+    from transformers import AutoTokenizer
+
+    report_path = Path(report_path)
+    report_path.unlink(missing_ok=True)
+    export_hf(checkpoint, out_dir)
+    config_keys = check_export_config(out_dir, base_hf_dir)
+    ids = parity_token_ids(base_hf_dir)
+    exported_ids = parity_token_ids(out_dir)
+    if ids != exported_ids or len(AutoTokenizer.from_pretrained(str(out_dir))) != len(
+            AutoTokenizer.from_pretrained(str(base_hf_dir))):
+        raise MorphcptError(f"{out_dir}: the exported tokenizer differs from the base model's ({base_hf_dir})")
+    report = export_parity(checkpoint, out_dir, max_abs_diff, report_path=None, tokenizer_dir=base_hf_dir)
+    report["config"] = config_keys
+    return parity_gate(report, report_path, "")

@@ -33,7 +33,9 @@ def _hf_config(arch: str, tok, vocab_size: int, hidden_size: int, intermediate_s
                num_layers: int, num_heads: int, num_kv_heads: int, dtype: str):
     from transformers import Gemma2Config, LlamaConfig
 
-    head_dim = hidden_size // num_heads
+    # Gemma 2's head dim is 256 regardless of width, and NeMo's Gemma 2 importer assumes it
+    # (kv_channels defaults to 256, not read from config.json): a tiny Gemma keeps it.
+    head_dim = hidden_size // num_heads if arch == "llama" else 256
     common = dict(vocab_size=vocab_size, hidden_size=hidden_size, intermediate_size=intermediate_size,
                   num_hidden_layers=num_layers, num_attention_heads=num_heads,
                   num_key_value_heads=num_kv_heads, head_dim=head_dim,
@@ -68,7 +70,7 @@ def write_synthetic_model(dest: Path, arch: str = "llama", seed: int = 0, hidden
         raise MorphcptError(f"unknown synthetic arch {arch!r}; known: {', '.join(ARCHS)}")
     if dtype not in ("float32", "bfloat16", "float16"):
         raise MorphcptError(f"unsupported synthetic dtype {dtype!r}; use float32, bfloat16 or float16")
-    if hidden_size % num_heads or num_heads % num_kv_heads:
+    if (arch == "llama" and hidden_size % num_heads) or num_heads % num_kv_heads:
         raise MorphcptError(f"synthetic model: hidden_size {hidden_size} must divide by num_heads {num_heads}, "
                             f"and num_heads by num_kv_heads {num_kv_heads}")
     if tokenizer_dir is None:

@@ -22,7 +22,6 @@ import json
 import math
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -370,9 +369,9 @@ def _free_port() -> int:
 
 def worker_command(spec_path: Path, gpus: int) -> list[str]:
     if gpus > 0:
-        torchrun = shutil.which("torchrun") or "torchrun"
-        return [torchrun, "--standalone", f"--nproc-per-node={gpus}", "-m", "morphcpt.models.train_worker",
-                str(spec_path)]
+        # torchrun, run by this interpreter (a `torchrun` on PATH may belong to another Python).
+        return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={gpus}",
+                "-m", "morphcpt.models.train_worker", str(spec_path)]
     return [sys.executable, "-m", "morphcpt.models.train_worker", str(spec_path)]
 
 
@@ -383,6 +382,7 @@ def launch_worker(spec: dict[str, Any], env_extra: dict[str, str] | None = None)
     env = dict(os.environ)
     src = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "") if env.get("PYTHONPATH") else src
+    env["OMP_NUM_THREADS"] = str(max(1, spec.get("threads", 1) // max(1, spec["gpus"])))
     if spec["gpus"] == 0:
         env.setdefault("MASTER_ADDR", "127.0.0.1")
         env["MASTER_PORT"] = str(_free_port())
@@ -393,13 +393,13 @@ def launch_worker(spec: dict[str, Any], env_extra: dict[str, str] | None = None)
 
 
 def make_spec(*, family: dict[str, Any], nemo_dir: Path, hf_dir: Path, shard_files: list[str], train_dir: Path,
-              checkpoint_dir: Path, training: dict[str, Any], seed: int, gpus: int) -> dict[str, Any]:
+              checkpoint_dir: Path, training: dict[str, Any], seed: int, gpus: int, threads: int = 1) -> dict[str, Any]:
     par = family.get("parallelism", {})
     return {
         "arch": family["arch"], "nemo_dir": str(Path(nemo_dir).resolve()), "hf_dir": str(Path(hf_dir).resolve()),
         "shard_prefixes": [str(Path(p).resolve()) for p in shard_prefixes(shard_files)],
         "train_dir": str(Path(train_dir).resolve()), "checkpoint_dir": str(Path(checkpoint_dir).resolve()),
-        "training": training_config(training), "seed": int(seed), "gpus": int(gpus),
+        "training": training_config(training), "seed": int(seed), "gpus": int(gpus), "threads": int(threads),
         "tensor": int(par.get("tensor", 1)) if gpus else 1, "pipeline": int(par.get("pipeline", 1)) if gpus else 1,
     }
 

@@ -1,0 +1,101 @@
+"""Helpers of the model tests: fixture shards written directly with megatron-core's
+IndexedDatasetBuilder plus a sidecar with the keys the shard stage writes (DESIGN §5), the shared
+training recipe, and subprocess runners (pytest puts tests/models on sys.path)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+TESTS = Path(__file__).resolve().parent
+
+# The recipe of the shared run: 20 steps, a checkpoint every 10, killed before step 10.
+TRAINING = dict(seq_length=64, global_batch_size=4, micro_batch_size=1, max_steps=20, lr=1.0e-3, min_lr=1.0e-4,
+                warmup_steps=3, weight_decay=0.1, adam_beta1=0.9, adam_beta2=0.95, adam_eps=1.0e-5, clip_grad=1.0,
+                precision="32", checkpoint_every=10, step0_loss_tolerance=0.01)
+KILL_AT = 10
+
+
+def run_python(code: str, env_extra: dict[str, str] | None = None, timeout: int = 900) -> subprocess.CompletedProcess:
+    """Run `code` (under a __main__ guard) in a fresh interpreter with src/ and tests/models importable."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(SRC), str(TESTS), env.get("PYTHONPATH", "")])
+    env.update(env_extra or {})
+    script = "if __name__ == '__main__':\n" + textwrap.indent(textwrap.dedent(code), "    ")
+    return subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def run_json(code: str, out: Path, env_extra: dict[str, str] | None = None) -> dict:
+    """run_python, which must exit 0 and write JSON to `out`; returns it."""
+    proc = run_python(code, env_extra)
+    if proc.returncode != 0 or not out.is_file():
+        raise AssertionError(f"subprocess failed (rc {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+    return json.loads(out.read_text())
+
+
+def training_spec(nemo_dir: Path, hf_dir: Path, shard_files: list[str], train_dir: Path, **overrides) -> dict:
+    from morphcpt.models.train import make_spec
+
+    training = {**TRAINING, **overrides.pop("training", {})}
+    spec = make_spec(family={"arch": "llama"}, nemo_dir=nemo_dir, hf_dir=hf_dir, shard_files=shard_files,
+                     train_dir=train_dir, checkpoint_dir=train_dir / "checkpoints", training=training, seed=7,
+                     gpus=0, threads=2)
+    spec.update(overrides)
+    return spec
+
+
+def run_training_subprocess(spec: dict, result: Path, env_extra: dict[str, str] | None = None) -> dict:
+    """run_training in a fresh process; returns {"ok": bool, "error": str|None, "summary": ...}."""
+    spec_path = result.with_suffix(".spec.json")
+    spec_path.write_text(json.dumps(spec))
+    train_dir = Path(spec["train_dir"])
+    return run_json(f"""
+        import json
+        from pathlib import Path
+        from morphcpt.errors import MorphcptError
+        from morphcpt.models.train import run_training
+        spec = json.loads(Path({str(spec_path)!r}).read_text())
+        try:
+            summary = run_training(spec, Path({str(train_dir / 'train.done')!r}), Path({str(train_dir / 'metrics.json')!r}))
+            out = {{"ok": True, "error": None, "summary": summary}}
+        except MorphcptError as exc:
+            out = {{"ok": False, "error": str(exc), "summary": None}}
+        Path({str(result)!r}).write_text(json.dumps(out))
+    """, result, env_extra)
+
+
+
+
+def write_fixture_shard(prefix: Path, tokenizer_dir: Path, texts: list[str], mode: str = "vanilla",
+                        chunk: str = "000", fingerprint: str | None = None) -> Path:
+    """One shard: every text as bos + canonical ids + eos. Returns the prefix."""
+    import numpy as np
+    import torch
+    from megatron.core.datasets.indexed_dataset import DType, IndexedDatasetBuilder
+
+    from morphcpt.tokenization import TokenizerAdapter
+
+    adapter = TokenizerAdapter.from_dir(tokenizer_dir)
+    prefix = Path(prefix)
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    dtype = DType.optimal_dtype(adapter.vocab_size)
+    builder = IndexedDatasetBuilder(str(prefix) + ".bin", dtype=dtype)
+    tokens = 0
+    for text in texts:
+        ids = [adapter.bos_id] + list(adapter.encode(text)) + [adapter.eos_id]
+        tokens += len(ids)
+        builder.add_document(torch.tensor(ids), [len(ids)])
+    builder.finalize(str(prefix) + ".idx")
+    sidecar = {
+        "tokenizer_fingerprint": fingerprint or adapter.fingerprint, "vocab_size": adapter.vocab_size,
+        "bos_id": adapter.bos_id, "eos_id": adapter.eos_id, "dtype": np.dtype(dtype).name, "mode": mode,
+        "params": {}, "seed": 0, "chunk": chunk, "documents": len(texts), "tokens_in": tokens, "tokens_out": tokens,
+        "ratio": 1.0, "counters": {}, "code_version": "test-fixture", "bad_lines": {},
+    }
+    Path(str(prefix) + ".json").write_text(json.dumps(sidecar, indent=1))
+    return prefix
