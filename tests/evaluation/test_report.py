@@ -111,3 +111,38 @@ def test_compare_fails_on_missing_final_step(tmp_path, family_reports):
     csv_path.write_text("\n".join(lines) + "\n")
     with pytest.raises(MorphcptError, match="no patok step 30"):
         compare_families([csv_path], *[tmp_path / n for n in ("c.csv", "c.md", "c.png")])
+
+
+def _with_items(path, correct_ids, all_ids, task="morphcpt_cute_gen"):
+    data = json.loads(path.read_text())
+    data["item_scores"] = [{"id": i, "task": task, "exact_match": float(i in correct_ids), "prefix_match": 0.0,
+                            "contains_match": 0.0} for i in all_ids]
+    data["results"] = {task: data["results"][task]}
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_gain_stderr_is_paired_over_the_same_items(tmp_path):
+    import statistics
+
+    ids = [f"q{i:02d}" for i in range(40)]
+    vanilla_ok, patok_ok = set(ids[:10]), set(ids[:10] + ids[20:26])   # patok: 6 more right, none lost
+    paths = [_with_items(write_result(tmp_path / "b.json", "f", "base", 0, "cute"), set(), ids),
+             _with_items(write_result(tmp_path / "v.json", "f", "vanilla", 30, "cute"), vanilla_ok, ids),
+             _with_items(write_result(tmp_path / "p.json", "f", "patok", 30, "cute"), patok_ok, ids)]
+    rows = aggregate_family(paths, *[tmp_path / n for n in ("s.csv", "s.md", "s.png")], family="f")
+    row = next(r for r in rows if r["mode"] == "patok" and r["metric"] == "exact_match")
+    diffs = [float(i in patok_ok) - float(i in vanilla_ok) for i in ids]
+    assert row["gain_over_vanilla"] == pytest.approx(6 / 40)
+    assert row["gain_stderr"] == pytest.approx(statistics.stdev(diffs) / math.sqrt(40))
+    assert row["gain_stderr_kind"] == "paired"
+    # the paired stderr is smaller than treating the runs as independent
+    assert row["gain_stderr"] < math.sqrt(row["stderr"] ** 2 + next(
+        r for r in rows if r["mode"] == "vanilla" and r["metric"] == "exact_match")["stderr"] ** 2)
+    out = compare_families([tmp_path / "s.csv"], *[tmp_path / n for n in ("c.csv", "c.md", "c.png")])
+    cmp_row = next(r for r in out if r["mode"] == "patok" and r["metric"] == "exact_match")
+    assert cmp_row["gain_stderr"] == pytest.approx(row["gain_stderr"]) and cmp_row["gain_stderr_kind"] == "paired"
+
+    _with_items(paths[2], patok_ok, ids[:-1])
+    with pytest.raises(MorphcptError, match="scored different items"):
+        aggregate_family(paths, *[tmp_path / n for n in ("t.csv", "t.md", "t.png")], family="f")

@@ -6,9 +6,11 @@
 - Markdown: one table per benchmark, rows mode x step, primary metrics as `value ± stderr`;
 - PNG: primary metric vs step per mode for each benchmark and format; the base model is step 0
   of every mode's line; MCQ panels show the items' chance rate.
+The family CSV also holds each trained mode's gain over vanilla at the same step, with a paired
+stderr from the per-item scores (same items; falls back to sqrt(se^2 + se_vanilla^2) when a
+result has no per-item scores, marked in `gain_stderr_kind`).
 `compare_families` reads the family CSVs and writes each mode's score at the family's final
-step, the base score and the gain over vanilla (stderr sqrt(se^2 + se_vanilla^2), which treats
-the two runs as independent and so overstates the error of a paired comparison on the same items).
+step, the base score and the gain over vanilla.
 """
 
 from __future__ import annotations
@@ -25,10 +27,11 @@ from morphcpt.errors import MorphcptError
 from morphcpt.evaluation.scoring import GEN_METRICS, MCQ_METRICS, PRIMARY_METRIC
 
 BASE_MODE = "base"
-CSV_FIELDS = ("family", "mode", "step", "benchmark", "format", "metric", "value", "stderr", "n")
+CSV_FIELDS = ("family", "mode", "step", "benchmark", "format", "metric", "value", "stderr", "n",
+              "gain_over_vanilla", "gain_stderr", "gain_stderr_kind")
 TABLE_METRICS = {"mcq": ("acc", "acc_norm", "acc_chance_corrected"), "gen": ("exact_match", "contains_match")}
 COMPARE_FIELDS = ("family", "benchmark", "format", "metric", "mode", "step", "value", "stderr",
-                  "base_value", "base_stderr", "gain_over_vanilla", "gain_stderr")
+                  "base_value", "base_stderr", "gain_over_vanilla", "gain_stderr", "gain_stderr_kind")
 
 
 def _atomic_write_text(path: str | Path, text: str) -> None:
@@ -43,7 +46,7 @@ def _write_csv(path: str | Path, fields: Iterable[str], rows: list[dict[str, Any
     import io
 
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(fields), lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=list(fields), lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
     _atomic_write_text(path, buf.getvalue())
@@ -84,6 +87,9 @@ def result_rows(path: str | Path) -> list[dict[str, Any]]:
     missing = [k for k in ("family", "mode", "step", "benchmark") if k not in prov]
     if missing or "results" not in result:
         raise MorphcptError(f"{path}: result lacks provenance {missing} or results; rerun its evaluate job")
+    per_item: dict[str, dict[str, dict[str, float]]] = defaultdict(dict)
+    for rec in result.get("item_scores") or []:
+        per_item[rec["task"]][rec["id"]] = rec
     rows = []
     for task, metrics in result["results"].items():
         fmt = task.rsplit("_", 1)[-1]
@@ -97,7 +103,9 @@ def result_rows(path: str | Path) -> list[dict[str, Any]]:
             rows.append({"family": prov["family"], "mode": prov["mode"], "step": int(prov["step"]),
                          "benchmark": prov["benchmark"], "format": fmt, "metric": metric,
                          "value": _float(metrics[key]), "stderr": _float(metrics.get(f"{metric}_stderr,none")),
-                         "n": n})
+                         "n": n,
+                         "_items": ({i: float(rec[metric]) for i, rec in per_item[task].items()}
+                                    if task in per_item else None)})
     return rows
 
 
@@ -106,9 +114,35 @@ def read_csv_rows(path: str | Path) -> list[dict[str, Any]]:
         rows = list(csv.DictReader(fh))
     for r in rows:
         r["step"] = int(r["step"])
-        r["value"] = _float(r["value"])
-        r["stderr"] = _float(r["stderr"])
+        for key in ("value", "stderr", "gain_over_vanilla", "gain_stderr"):
+            r[key] = _float(r.get(key))
     return rows
+
+
+def add_gains(rows: list[dict[str, Any]]) -> None:
+    """Gain over vanilla at the same step for every other trained mode. With per-item scores in
+    both results the stderr is paired (same items: sd of per-item differences / sqrt(n));
+    otherwise sqrt(se^2 + se_vanilla^2), which overstates it."""
+    index = {(r["mode"], r["step"], r["benchmark"], r["format"], r["metric"]): r for r in rows}
+    for r in rows:
+        r["gain_over_vanilla"] = r["gain_stderr"] = r["gain_stderr_kind"] = ""
+        if r["mode"] in (BASE_MODE, "vanilla"):
+            continue
+        v = index.get(("vanilla", r["step"], r["benchmark"], r["format"], r["metric"]))
+        if v is None:
+            continue
+        if r["_items"] is not None and v["_items"] is not None:
+            if set(r["_items"]) != set(v["_items"]):
+                raise MorphcptError(f"aggregate: {r['mode']} and vanilla at step {r['step']} scored different items "
+                                    f"of {r['benchmark']} {r['format']}; re-evaluate with the same items and limit")
+            diffs = [r["_items"][i] - v["_items"][i] for i in sorted(r["_items"])]
+            n = len(diffs)
+            gain = sum(diffs) / n
+            var = sum((d - gain) ** 2 for d in diffs) / (n - 1) if n > 1 else math.nan
+            r.update(gain_over_vanilla=gain, gain_stderr=math.sqrt(var / n), gain_stderr_kind="paired")
+        else:
+            r.update(gain_over_vanilla=r["value"] - v["value"],
+                     gain_stderr=math.sqrt(r["stderr"] ** 2 + v["stderr"] ** 2), gain_stderr_kind="independent")
 
 
 def _mode_key(mode: str) -> tuple:
@@ -136,6 +170,7 @@ def aggregate_family(result_paths: list[str | Path], csv_path: str | Path, md_pa
         if seen[key] > 1:
             raise MorphcptError(f"aggregate: two results for {key}")
     rows.sort(key=_sort_key)
+    add_gains(rows)
     _write_csv(csv_path, CSV_FIELDS, rows)
     _atomic_write_text(md_path, family_markdown(rows))
     plot_family(rows, png_path)
@@ -226,15 +261,20 @@ def compare_families(csv_paths: list[str | Path], csv_path: str | Path, md_path:
                     r = index.get((family, mode, final, bench, fmt, metric))
                     if r is None:
                         raise MorphcptError(f"compare: {family} has no {mode} step {final} score for {bench} {fmt} {metric}")
-                    gain = gain_se = math.nan
-                    if vanilla is not None:
+                    gain, gain_se, kind = math.nan, math.nan, ""
+                    if mode == "vanilla" and vanilla is not None:
+                        gain, gain_se, kind = 0.0, 0.0, "reference"
+                    elif not math.isnan(r.get("gain_over_vanilla", math.nan)):
+                        gain, gain_se, kind = r["gain_over_vanilla"], r["gain_stderr"], r.get("gain_stderr_kind", "")
+                    elif vanilla is not None:
                         gain = r["value"] - vanilla["value"]
                         gain_se = math.sqrt(r["stderr"] ** 2 + vanilla["stderr"] ** 2)
+                        kind = "independent"
                     out.append({"family": family, "benchmark": bench, "format": fmt, "metric": metric,
                                 "mode": mode, "step": final, "value": r["value"], "stderr": r["stderr"],
                                 "base_value": base["value"] if base else math.nan,
                                 "base_stderr": base["stderr"] if base else math.nan,
-                                "gain_over_vanilla": gain, "gain_stderr": gain_se})
+                                "gain_over_vanilla": gain, "gain_stderr": gain_se, "gain_stderr_kind": kind})
     if not out:
         raise MorphcptError("compare: the family reports hold no trained-mode scores")
     _write_csv(csv_path, COMPARE_FIELDS, out)
@@ -248,7 +288,8 @@ def comparison_markdown(out: list[dict[str, Any]]) -> str:
     modes = sorted({r["mode"] for r in out}, key=lambda m: (m != "vanilla", m))
     lines = ["# Cross-family comparison", "",
              "Each family at its final CPT step. Cells: score ± stderr, and in brackets the gain over "
-             "vanilla (± combined stderr). `base`: the model before CPT.", "",
+             "vanilla ± its stderr (paired over the same items where per-item scores exist; see the CSV's "
+             "gain_stderr_kind). `base`: the model before CPT.", "",
              "| benchmark | format | metric | " + " | ".join(
                  f"{fam} base" for fam in families) + " | " + " | ".join(
                  f"{fam} {mode}" for fam in families for mode in modes) + " |",
