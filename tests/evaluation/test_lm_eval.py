@@ -144,3 +144,34 @@ def test_eval_refuses_a_folder_without_a_model(tmp_path, benchmark_items):
 
     assert main(["eval", "--model", str(tmp_path), "--benchmark", "cute", "--items", str(benchmark_items["cute"]),
                  "--output", str(tmp_path / "x.json")]) == 1
+
+
+@pytest.mark.slow
+def test_gemma2_is_scored_with_eager_attention(tmp_path, llama3_tokenizer_dir, benchmark_items, monkeypatch):
+    """SDPA silently drops Gemma 2's attention soft-capping; evaluation must load it eagerly."""
+    import shutil
+
+    import lm_eval.models.huggingface as hf_module
+    import torch
+    from transformers import Gemma2Config, Gemma2ForCausalLM
+
+    torch.manual_seed(0)
+    config = Gemma2Config(vocab_size=128256, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                          num_attention_heads=2, num_key_value_heads=1, head_dim=16, max_position_embeddings=512,
+                          bos_token_id=128000, eos_token_id=128001, pad_token_id=128001)
+    model_dir = tmp_path / "tiny_gemma2"
+    Gemma2ForCausalLM(config).save_pretrained(model_dir)
+    for f in llama3_tokenizer_dir.iterdir():
+        shutil.copy(f, model_dir / f.name)
+    seen = {}
+
+    class RecordingHFLM(hf_module.HFLM):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            seen["attn"] = self.model.config._attn_implementation
+
+    monkeypatch.setattr(hf_module, "HFLM", RecordingHFLM)
+    result = evaluate_model(model_dir, benchmark_items["cute"], "cute", seed=1, batch_size=2, max_gen_tokens=2,
+                            limit=2, device="cpu")
+    assert seen["attn"] == "eager"
+    assert result["provenance"]["model_kwargs"] == {"attn_implementation": "eager"}

@@ -223,7 +223,12 @@ def evaluate_model(model_dir: str | Path, items_path: str | Path, benchmark: str
 
     device = resolve_device(device)
     dtype = dtype or ("auto" if device.startswith("cuda") else "float32")
-    lm = HFLM(pretrained=str(model_dir), device=device, batch_size=batch_size, dtype=dtype)
+    model_type = json.loads((model_dir / "config.json").read_text()).get("model_type", "")
+    model_kwargs: dict[str, Any] = {}
+    if model_type.startswith("gemma2"):
+        # SDPA drops Gemma 2's attention-logit soft-capping (wrong scores); eager applies it.
+        model_kwargs["attn_implementation"] = "eager"
+    lm = HFLM(pretrained=str(model_dir), device=device, batch_size=batch_size, dtype=dtype, **model_kwargs)
     result = score_items(lm, items, benchmark, seed=seed, max_gen_tokens=max_gen_tokens, limit=limit)
     sources_path = sources_manifest_path(items_path)
     result["provenance"] = {
@@ -237,7 +242,8 @@ def evaluate_model(model_dir: str | Path, items_path: str | Path, benchmark: str
         "packages": package_versions(),
         "seeds": {"python": seed, "numpy": seed, "torch": seed, "fewshot": seed},
         "batch_size": batch_size, "max_gen_tokens": max_gen_tokens, "limit": limit,
-        "device": device, "dtype": dtype, "stop_sequences": list(STOP_SEQUENCES),
+        "device": device, "dtype": dtype, "stop_sequences": list(STOP_SEQUENCES), "model_type": model_type,
+        "model_kwargs": model_kwargs,
         "metric_definitions": METRIC_DEFINITIONS,
         **(extra_provenance or {}),
     }
