@@ -169,9 +169,11 @@ def test_gemma2_is_scored_with_eager_attention(tmp_path, llama3_tokenizer_dir, b
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             seen["attn"] = self.model.config._attn_implementation
+            seen["first_id"] = self._encode_pair("Question: x\nAnswer:", " yes")[0][0]
 
     monkeypatch.setattr(hf_module, "HFLM", RecordingHFLM)
     result = evaluate_model(model_dir, benchmark_items["cute"], "cute", seed=1, batch_size=2, max_gen_tokens=2,
                             limit=2, device="cpu")
     assert seen["attn"] == "eager"
-    assert result["provenance"]["model_kwargs"] == {"attn_implementation": "eager"}
+    assert seen["first_id"] == 128000  # contexts start with BOS
+    assert result["provenance"]["model_kwargs"] == {"add_bos_token": True, "attn_implementation": "eager"}

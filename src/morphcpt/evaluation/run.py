@@ -224,7 +224,8 @@ def evaluate_model(model_dir: str | Path, items_path: str | Path, benchmark: str
     device = resolve_device(device)
     dtype = dtype or ("auto" if device.startswith("cuda") else "float32")
     model_type = json.loads((model_dir / "config.json").read_text()).get("model_type", "")
-    model_kwargs: dict[str, Any] = {}
+    # Every CPT document starts with BOS (DESIGN §3): score with BOS, whatever the tokenizer's default.
+    model_kwargs: dict[str, Any] = {"add_bos_token": True}
     if model_type.startswith("gemma2"):
         # SDPA drops Gemma 2's attention-logit soft-capping (wrong scores); eager applies it.
         model_kwargs["attn_implementation"] = "eager"
