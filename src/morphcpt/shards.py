@@ -207,6 +207,7 @@ def build_shard(chunk_path: str | Path, out_prefix: str | Path, adapter: Any, pr
 
     _WORKER.clear()
     _WORKER.update(adapter=adapter, processor=processor, rng_for=rng_for, spec=spec)
+    builder = None
     try:
         builder = IndexedDatasetBuilder(str(tmp_files[0]), dtype=dtype)
         for batch in _ordered_results(_batches(documents()), threads):
@@ -218,6 +219,9 @@ def build_shard(chunk_path: str | Path, out_prefix: str | Path, adapter: Any, pr
                 if ids.size == 0:
                     raise MorphcptError(f"{chunk_path}:{doc_index + 1}: mode {spec.mode} produced no ids for a "
                                         "non-empty document; this is a bug in the processor")
+                if (ids == bos_id).any() or (ids == eos_id).any():  # would split the document for Megatron
+                    raise MorphcptError(f"{chunk_path}:{doc_index + 1}: bos/eos id inside a document after "
+                                        f"{spec.mode}; text is encoded without special tokens, so this is a bug")
                 document = np.concatenate(([bos_id], ids, [eos_id])).astype(dtype)
                 builder.add_document(document, [len(document)])
                 totals.documents += 1
@@ -260,6 +264,8 @@ def build_shard(chunk_path: str | Path, out_prefix: str | Path, adapter: Any, pr
     finally:
         bar.close()
         _WORKER.clear()
+        if builder is not None and not builder.data_file.closed:  # finalize closes it on success
+            builder.data_file.close()
         for tmp in tmp_files:
             tmp.unlink(missing_ok=True)
 
@@ -367,6 +373,9 @@ def verify_shard(prefix: str | Path, tokenizer_dir: str | Path | None = None, sa
         fail(f"document {int(np.argmax(tokens[starts] != sc['bos_id']))} does not start with bos {sc['bos_id']}")
     if (tokens[starts + lengths - 1] != sc["eos_id"]).any():
         fail(f"document {int(np.argmax(tokens[starts + lengths - 1] != sc['eos_id']))} does not end with eos {sc['eos_id']}")
+    n_specials = int((tokens == sc["bos_id"]).sum()) + (int((tokens == sc["eos_id"]).sum()) if sc["eos_id"] != sc["bos_id"] else 0)
+    if n_specials != 2 * sc["documents"]:
+        fail(f"{n_specials} bos/eos ids for {sc['documents']} documents: bos/eos inside a document")
     lo, hi = int(tokens.min()), int(tokens.max())
     if lo < 0 or hi >= sc["vocab_size"]:
         fail(f"ids span [{lo}, {hi}], outside the vocabulary of size {sc['vocab_size']}")

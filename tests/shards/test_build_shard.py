@@ -140,3 +140,23 @@ def test_verify_catches_a_count_mismatch_and_a_wrong_bos(tmp_path):
     sidecar_path.write_text(json.dumps({**good, "tokens_out": good["tokens_out"] + 1}))
     with pytest.raises(MorphcptError, match="tokens on disk"):
         verify_shard(prefix)
+
+
+def test_eos_inside_a_document_is_caught_when_writing_and_when_verifying(tmp_path):
+    chunk = write_jsonl(tmp_path / "chunk_000.jsonl", small_corpus(6))
+
+    def inserts_eos(ids, rng):
+        return [ids[0], ByteAdapter.eos_id] + list(ids[1:]), {}
+
+    with pytest.raises(MorphcptError, match="bos/eos id inside a document"):
+        _build(chunk, tmp_path / "bad" / "chunk_000", processor=inserts_eos)
+    assert list((tmp_path / "bad").iterdir()) == []
+
+    prefix = tmp_path / "shards" / "vanilla" / "chunk_000"
+    sidecar = _build(chunk, prefix, processor=_identity, mode="vanilla")
+    tokens = np.memmap(str(prefix) + ".bin", dtype=sidecar["dtype"], mode="r+")
+    tokens[2] = ByteAdapter.eos_id
+    tokens.flush()
+    del tokens
+    with pytest.raises(MorphcptError, match="bos/eos ids for 6 documents"):
+        verify_shard(prefix)
