@@ -174,8 +174,7 @@ class TokenizerAdapter:
 
     def decode_bytes(self, ids) -> bytes:
         """Lossless concatenation of the tokens' bytes (special tokens give their text)."""
-        token_bytes = self.token_bytes
-        return b"".join([token_bytes[i] for i in ids])
+        return b"".join(map(self.token_bytes.__getitem__, ids))
 
     def is_special(self, idx: int) -> bool:
         return self.kinds[idx] == SPECIAL

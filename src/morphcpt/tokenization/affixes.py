@@ -26,7 +26,7 @@ VOWELS = frozenset("aeiou")
 WORD_RE = re.compile(r"[^\W\d_]+")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # identity hash: cheap as an lru_cache key
 class AffixInventory:
     prefixes: tuple[str, ...]  # longest first
     infixes: tuple[str, ...]
@@ -100,7 +100,8 @@ def _is_consonant(ch: str) -> bool:
     return ch.isalpha() and ch not in VOWELS
 
 
-def word_cuts(word: str, inventory: AffixInventory, at_start: bool = True, at_end: bool = True) -> list[int]:
+@lru_cache(maxsize=1 << 17)  # words repeat (Zipf): most windows hit the cache
+def word_cuts(word: str, inventory: AffixInventory, at_start: bool = True, at_end: bool = True) -> tuple[int, ...]:
     """Affix cut offsets (characters, 0 < cut < len(word)) inside one word, left to right.
 
     at_start/at_end say whether the word really starts/ends there (not cut off by a window edge);
@@ -108,7 +109,7 @@ def word_cuts(word: str, inventory: AffixInventory, at_start: bool = True, at_en
     """
     lw = word.lower()
     if len(lw) != len(word):
-        return []  # a case mapping that changes length would shift offsets
+        return ()  # a case mapping that changes length would shift offsets
     cuts: list[int] = []
     stem = 0  # where the remaining stem starts
     if at_start:
@@ -144,7 +145,7 @@ def word_cuts(word: str, inventory: AffixInventory, at_start: bool = True, at_en
             if lw[-size:] in suffixes:
                 cuts.append(len(lw) - size)
                 break
-    return cuts
+    return tuple(cuts)
 
 
 def text_cuts(text: str, inventory: AffixInventory, before: str = "", after: str = "") -> list[int]:

@@ -21,13 +21,14 @@ sequence). Then StochasTok with expand_prop e over the result, never splitting a
 from __future__ import annotations
 
 import math
+from itertools import accumulate
 from pathlib import Path
 
 import numpy as np
 
 from morphcpt.errors import MorphcptError
 from morphcpt.tokenization.adapter import SPECIAL, TokenizerAdapter
-from morphcpt.tokenization.affixes import AffixInventory, affix_token_ids, default_inventory, text_cuts
+from morphcpt.tokenization.affixes import WORD_RE, AffixInventory, affix_token_ids, default_inventory, text_cuts
 from morphcpt.tokenization.split_table import SplitTable, split_table_for
 
 MODES = ("vanilla", "stochastok", "patok")
@@ -38,6 +39,8 @@ DEFAULT_PARAMS: dict[str, dict[str, float]] = {
 }
 WINDOW_SIZES = np.array([2, 3, 4])
 WINDOW_WEIGHTS = np.array([0.35, 0.35, 0.30])
+WINDOW_CUMULATIVE = np.cumsum(WINDOW_WEIGHTS)[:-1]  # size index = number of these below a uniform draw
+_ONES = b"\x01" * int(WINDOW_SIZES.max())
 _PIECE_CACHE_LIMIT = 200_000
 
 
@@ -64,6 +67,28 @@ def resolve_params(mode: str, params: dict | None) -> dict[str, float]:
             raise MorphcptError(f"mode {mode}: parameter {key}={value!r} must be a number in [0, 1]")
         resolved[key] = float(value)
     return resolved
+
+
+def _letter_before(doc: bytes, pos: int) -> bool:
+    """Whether the character ending at byte pos of doc is a letter (a word goes on to the left)."""
+    if pos == 0:
+        return False
+    byte = doc[pos - 1]
+    if byte < 0x80:
+        return chr(byte).isalpha()
+    ch = doc[max(0, pos - 4):pos].decode("utf-8", errors="ignore")[-1:]
+    return bool(ch) and WORD_RE.match(ch) is not None
+
+
+def _letter_after(doc: bytes, pos: int) -> bool:
+    """Whether the character starting at byte pos of doc is a letter (a word goes on to the right)."""
+    if pos >= len(doc):
+        return False
+    byte = doc[pos]
+    if byte < 0x80:
+        return chr(byte).isalpha()
+    ch = doc[pos:pos + 4].decode("utf-8", errors="ignore")[:1]
+    return bool(ch) and WORD_RE.match(ch) is not None
 
 
 def _counters(n_in: int, n_out: int, **extra) -> dict:
@@ -158,14 +183,13 @@ class PatokProcessor:
         self.inventory = inventory or default_inventory()
         self.affix_ids = affix_token_ids(adapter.token_bytes, adapter.kinds, self.inventory)
         self.expand = _Expander(adapter, table, forbidden=self.affix_ids)
-        vocab = adapter.vocab_size
-        self.lengths = np.array([len(b) for b in adapter.token_bytes], dtype=np.int64)
-        self.special_mask = np.array([k == SPECIAL for k in adapter.kinds], dtype=np.int8)
-        affix_mask = np.zeros(vocab, dtype=np.int8)
-        if self.affix_ids:
-            affix_mask[np.fromiter(self.affix_ids, dtype=np.int64)] = 1
-        self.affix_mask = affix_mask
+        self.length_list = [len(b) for b in adapter.token_bytes]
+        self.special_flags = [int(k == SPECIAL) for k in adapter.kinds]
+        self.special_set = frozenset(i for i, flag in enumerate(self.special_flags) if flag)
+        self.affix_flags = [int(i in self.affix_ids) for i in range(adapter.vocab_size)]
         self._piece_cache: dict[str, list[int]] = {}
+        # window text (+ whether letters touch it) -> (ids, cuts): pure functions of their keys
+        self._window_cache: dict[tuple, tuple[list[int], int]] = {}
 
     # -- pieces -----------------------------------------------------------------------------------
     def _encode_pieces(self, pieces: list[str]) -> list[list[int]]:
@@ -187,6 +211,17 @@ class PatokProcessor:
         bounds = [0, *cuts, len(text)]
         return [text[a:b] for a, b in zip(bounds, bounds[1:]) if b > a]
 
+    def _resegment_window(self, text: str, letter_before: bool | None, letter_after: bool | None) -> tuple[list[int], int]:
+        """(new ids, affix cuts made) for a window; letter_before None means: no affix cuts."""
+        if letter_before is None:
+            pieces = [text]
+        else:
+            pieces = self.cut_text(text, "a" if letter_before else "", "a" if letter_after else "")
+        new = [i for piece_ids in self._encode_pieces(pieces) for i in piece_ids]
+        if self.adapter.decode_bytes(new) != text.encode("utf-8"):
+            raise MorphcptError(f"{self.adapter.source}: re-encoding {text!r} changed its bytes (tokenizer normalizes text?)")
+        return new, len(pieces) - 1
+
     def resegment(self, text: str, before: str = "", after: str = "") -> list[int]:
         """Ids of text cut at affix boundaries, each piece encoded by the base tokenizer."""
         return [i for piece_ids in self._encode_pieces(self.cut_text(text, before, after)) for i in piece_ids]
@@ -199,72 +234,62 @@ class PatokProcessor:
         extra = {"windows": windows, "windows_used": 0, "windows_changed": 0}
         if n == 0:
             return [], _counters(0, 0, **extra)
-        ids_arr = np.asarray(ids, dtype=np.int64)
-        lengths = self.lengths[ids_arr]
-        byte_starts = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(lengths, out=byte_starts[1:])
+        # Per-document arrays as Python lists: documents are short, and numpy's per-call overhead on
+        # ~150-token documents costs more than the work.
+        byte_starts = [0, *accumulate(map(self.length_list.__getitem__, ids))]
         doc = self.adapter.decode_bytes(ids)
-        doc_arr = np.frombuffer(doc, dtype=np.uint8)
-        # token i starts on a character boundary unless its first byte is a UTF-8 continuation byte
-        on_boundary = np.ones(n + 1, dtype=bool)
-        inner = byte_starts[:n] < len(doc)
-        on_boundary[:n][inner] = (doc_arr[byte_starts[:n][inner]] & 0xC0) != 0x80
-        special_cum = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(self.special_mask[ids_arr], out=special_cum[1:])
-        affix_cum = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(self.affix_mask[ids_arr], out=affix_cum[1:])
+        doc_len = len(doc)
+        affix_cum = [0, *accumulate(map(self.affix_flags.__getitem__, ids))]
+        special_cum = [0, *accumulate(map(self.special_flags.__getitem__, ids))] if not self.special_set.isdisjoint(ids) else None
 
-        starts = rng.integers(0, n, size=windows)
-        sizes = rng.choice(WINDOW_SIZES, size=windows, p=WINDOW_WEIGHTS)
-        preserve_draws = rng.random(windows)
-        affix_draws = rng.random(windows)
-        ends = starts + sizes
-        fits = ends <= n
-        ends_clipped = np.minimum(ends, n)
-        usable = fits & on_boundary[starts] & on_boundary[ends_clipped] & (special_cum[ends_clipped] == special_cum[starts])
-        affix_count = affix_cum[ends_clipped] - affix_cum[starts]
+        window_starts = rng.integers(0, n, size=windows).tolist()
+        window_sizes = WINDOW_SIZES[np.searchsorted(WINDOW_CUMULATIVE, rng.random(windows), side="right")].tolist()
+        keep_affixes = (rng.random(windows) < awareness).tolist()
+        cut_affix_draws = (rng.random(windows) < awareness).tolist()
 
         covered = bytearray(n)
-        preserved = 0
-        replacements: list[tuple[int, int, int, int]] = []  # (start, end, first piece, end of pieces)
-        pieces: list[str] = []
-        affix_splits = 0
-        used = 0
-        for w in np.flatnonzero(usable).tolist():
-            s, e = int(starts[w]), int(ends[w])
-            if any(covered[s:e]):
+        preserved = affix_splits = used = 0
+        replacements: list[tuple[int, int, list[int]]] = []  # (start, end, new ids)
+        window_cache = self._window_cache
+        if len(window_cache) > _PIECE_CACHE_LIMIT:
+            window_cache.clear()
+        for s, size, keep, cut_affixes in zip(window_starts, window_sizes, keep_affixes, cut_affix_draws):
+            e = s + size
+            if e > n or covered.find(1, s, e) != -1:
                 continue
-            b0, b1 = int(byte_starts[s]), int(byte_starts[e])
+            b0, b1 = byte_starts[s], byte_starts[e]
+            # both ends on character boundaries: no UTF-8 continuation byte right after them
+            if (b0 < doc_len and doc[b0] & 0xC0 == 0x80) or (b1 < doc_len and doc[b1] & 0xC0 == 0x80):
+                continue
+            if special_cum is not None and special_cum[e] != special_cum[s]:
+                continue
             try:
-                # the boundary test above sees only token starts; ids that are not one UTF-8 text (a
-                # special token inserted inside a character) still fail here and the window is skipped
+                # ids that are not one UTF-8 text (a special token inserted inside a character)
+                # pass the boundary test above but fail here: the window is skipped
                 text = doc[b0:b1].decode("utf-8")
             except UnicodeDecodeError:
                 continue
-            covered[s:e] = b"\x01" * (e - s)
+            covered[s:e] = _ONES[:size]
             used += 1
-            if affix_count[w] and preserve_draws[w] < awareness:
-                preserved += int(affix_count[w])
+            affixes_inside = affix_cum[e] - affix_cum[s]
+            if affixes_inside and keep:
+                preserved += affixes_inside
                 continue
-            if affix_draws[w] < awareness:
-                before = doc[max(0, b0 - 4):b0].decode("utf-8", errors="ignore")[-1:]
-                after = doc[b1:b1 + 4].decode("utf-8", errors="ignore")[:1]
-                window_pieces = self.cut_text(text, before, after)
-                affix_splits += len(window_pieces) - 1
+            if cut_affixes:
+                key = (text, _letter_before(doc, b0), _letter_after(doc, b1))
             else:
-                window_pieces = [text]
-            replacements.append((s, e, len(pieces), len(pieces) + len(window_pieces)))
-            pieces.extend(window_pieces)
+                key = (text, None, None)  # no affix cuts: the window text is re-encoded whole
+            cached = window_cache.get(key)
+            if cached is None:
+                cached = window_cache[key] = self._resegment_window(*key)
+            new, cuts = cached
+            affix_splits += cuts
+            replacements.append((s, e, new))
 
-        encoded = self._encode_pieces(pieces)
         out: list[int] = []
-        prev = 0
-        changed = 0
-        for s, e, first, last in sorted(replacements):
+        prev = changed = 0
+        for s, e, new in sorted(replacements, key=lambda r: r[0]):
             out.extend(ids[prev:s])
-            new = [i for piece_ids in encoded[first:last] for i in piece_ids]
-            if self.adapter.decode_bytes(new) != doc[byte_starts[s]:byte_starts[e]]:
-                raise MorphcptError(f"{self.adapter.source}: re-encoding a window changed its bytes (tokenizer normalizes text?)")
             if new != ids[s:e]:
                 changed += 1
             out.extend(new)
