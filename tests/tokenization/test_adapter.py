@@ -99,3 +99,22 @@ def test_dummy_prefix_tokenizer_is_refused(tmp_path):
     (tmp_path / "tokenizer_config.json").write_text(json.dumps({"bos_token": "<s>", "eos_token": "</s>"}))
     with pytest.raises(MorphcptError, match="dummy prefix"):
         TokenizerAdapter.from_dir(tmp_path)
+
+
+def test_non_special_added_token_keeps_bytes(sp_tokenizer_dir, processors):
+    """Gemma-style added tokens that are not special (e.g. whitespace runs) are matched in normalized
+    text (`▁` = space): their bytes must be the text they replace, and no mode may split them."""
+    from tokenizers import AddedToken, Tokenizer
+
+    backend = Tokenizer.from_file(str(sp_tokenizer_dir / "tokenizer.json"))
+    backend.add_tokens([AddedToken("▁▁▁", normalized=True, special=False)])
+    adapter = TokenizerAdapter(backend, "<bos>", "<eos>")
+    ids = adapter.encode("Kumain   kami   ng   isda.")
+    assert adapter.vocab_size - 1 in ids and adapter.kinds[adapter.vocab_size - 1] == SPECIAL
+    assert adapter.decode_bytes(ids) == b"Kumain   kami   ng   isda."
+    import numpy as np
+
+    for mode in ("stochastok", "patok"):
+        out, _ = processors(adapter, mode, {"expand_prop": 1.0})(ids, np.random.default_rng(0))
+        assert out.count(adapter.vocab_size - 1) == ids.count(adapter.vocab_size - 1)
+        assert adapter.decode_bytes(out) == adapter.decode_bytes(ids)

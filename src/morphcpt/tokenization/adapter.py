@@ -73,7 +73,7 @@ class TokenizerAdapter:
         byte_fallback = bool(getattr(backend.model, "byte_fallback", False))
         self.style = "byte_level" if self.byte_level else "sentencepiece"
 
-        added_ids = set(backend.get_added_tokens_decoder())
+        added = backend.get_added_tokens_decoder()
         id_to_piece = backend.get_vocab(with_added_tokens=True)
         # len(tokenizer) in transformers: every id, added tokens included
         self.vocab_size = max(id_to_piece.values()) + 1 if id_to_piece else 0
@@ -88,8 +88,14 @@ class TokenizerAdapter:
         self.token_bytes: list[bytes] = []
         self.kinds: list[int] = []
         for idx, piece in enumerate(pieces):
-            if idx in added_ids:
-                kind, raw = SPECIAL, piece.encode("utf-8")
+            if idx in added:
+                # Added tokens are never split or produced. A non-special, normalized added token is
+                # matched against normalized text, where SentencePiece's `▁` stands for a space.
+                token = added[idx]
+                text = token.content
+                if not token.special and token.normalized and not self.byte_level:
+                    text = text.replace("\u2581", " ")
+                kind, raw = SPECIAL, text.encode("utf-8")
             elif byte_fallback and (m := _BYTE_PIECE.match(piece)):
                 kind, raw = BYTE_FALLBACK, bytes([int(m.group(1), 16)])
             elif self.byte_level:
