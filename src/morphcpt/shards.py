@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
-from morphcpt.corpus import bad_line_message, check_on_bad_line, count_lines, iter_chunk_documents
+from morphcpt.corpus import bad_line_message, check_on_bad_line, count_lines, iter_chunk_documents, sha256_file
 from morphcpt.errors import MorphcptError
 
 SIDECAR_VERSION = 1
@@ -340,9 +340,12 @@ def _load_adapter(tokenizer_dir: str):
 
 
 def verify_shard(prefix: str | Path, tokenizer_dir: str | Path | None = None, sample: int = 64,
-                 sample_seed: int = 0) -> dict[str, Any]:
-    """Check one shard against its sidecar (and against the vanilla shard for other modes).
+                 sample_seed: int = 0, adapter: Any = None) -> dict[str, Any]:
+    """Check one shard against its sidecar, a stochastok/patok shard against the vanilla shard of
+    its chunk, and a sample of documents against the chunk's text when the chunk is at hand.
+    The tokenizer comes from `adapter`, else `tokenizer_dir`, else the sidecar's tokenizer_dir.
     Raises MorphcptError naming the shard and the first failed check; returns a summary."""
+    given_adapter = adapter
 
     shard = _ShardView(prefix)
     sc, ds = shard.sidecar, shard.dataset
@@ -381,50 +384,82 @@ def verify_shard(prefix: str | Path, tokenizer_dir: str | Path | None = None, sa
         fail(f"ids span [{lo}, {hi}], outside the vocabulary of size {sc['vocab_size']}")
 
     summary = {"prefix": str(prefix), "mode": sc["mode"], "documents": sc["documents"], "tokens_in": sc["tokens_in"],
-               "tokens_out": sc["tokens_out"], "ratio": sc["ratio"], "checked_against_vanilla": 0}
+               "tokens_out": sc["tokens_out"], "ratio": sc["ratio"], "checked_against_vanilla": 0,
+               "checked_against_text": 0}
+    indices = sorted(random.Random(sample_seed).sample(range(sc["documents"]), min(sample, sc["documents"])))
+    adapter = None
     if sc["mode"] == "vanilla":
         if sc["tokens_in"] != sc["tokens_out"]:
             fail(f"vanilla shard with tokens_out {sc['tokens_out']} != tokens_in {sc['tokens_in']}")
-        return summary
+    else:
+        vprefix = vanilla_prefix(prefix)
+        if not Path(str(vprefix) + ".bin").is_file():
+            fail(f"the vanilla shard {vprefix} of the same chunk is missing; build it to verify a {sc['mode']} shard")
+        vanilla = _ShardView(vprefix)
+        vsc = vanilla.sidecar
+        for key in ("tokenizer_fingerprint", "chunk", "documents", "bad_lines"):
+            if vsc.get(key) != sc.get(key):
+                fail(f"{key} {sc.get(key)!r} differs from the vanilla shard's {vsc.get(key)!r}: not the same chunk/tokenizer")
+        if vsc.get("chunk_sha256") and sc.get("chunk_sha256") and vsc["chunk_sha256"] != sc["chunk_sha256"]:
+            fail("built from a different chunk file than the vanilla shard (chunk_sha256 differs)")
+        if sc["tokens_in"] != vsc["tokens_out"]:
+            fail(f"tokens_in {sc['tokens_in']} differs from the vanilla shard's {vsc['tokens_out']} canonical tokens")
+        vlengths = np.asarray(vanilla.dataset.sequence_lengths, dtype=np.int64)
+        realised = (n_tokens - 2 * sc["documents"]) / (int(vlengths.sum()) - 2 * vsc["documents"])
+        if abs(realised - sc["ratio"]) > 1e-9:
+            fail(f"token ratio against the vanilla shard is {realised:.6f}, the sidecar says {sc['ratio']:.6f}")
+        summary["ratio_vs_vanilla"] = realised
+        changes_expected = any(isinstance(v, (int, float)) and v > 0 for v in sc["params"].values())
+        if changes_expected and sc["tokens_in"] >= 200 and lengths.shape == vlengths.shape and (lengths == vlengths).all():
+            vtokens = np.memmap(str(vprefix) + ".bin", dtype=vsc["dtype"], mode="r")
+            if np.array_equal(tokens, vtokens):
+                fail(f"identical to the vanilla shard although {sc['mode']} params {sc['params']} should change ids: "
+                     "the expansion did not reach the shard")
+        adapter = _adapter_for(sc, tokenizer_dir, fail, given_adapter)
+        for i in indices:
+            ids, vids = shard.document(i), vanilla.document(i)
+            if adapter.decode_bytes([int(x) for x in ids[1:-1]]) != adapter.decode_bytes([int(x) for x in vids[1:-1]]):
+                fail(f"document {i} decodes to different bytes than the vanilla shard's document {i}")
+        summary["checked_against_vanilla"] = len(indices)
 
-    vprefix = vanilla_prefix(prefix)
-    if not Path(str(vprefix) + ".bin").is_file():
-        fail(f"the vanilla shard {vprefix} of the same chunk is missing; build it to verify a {sc['mode']} shard")
-    vanilla = _ShardView(vprefix)
-    vsc = vanilla.sidecar
-    for key in ("tokenizer_fingerprint", "chunk", "documents", "bad_lines"):
-        if vsc.get(key) != sc.get(key):
-            fail(f"{key} {sc.get(key)!r} differs from the vanilla shard's {vsc.get(key)!r}: not the same chunk/tokenizer")
-    if vsc.get("chunk_sha256") and sc.get("chunk_sha256") and vsc["chunk_sha256"] != sc["chunk_sha256"]:
-        fail("built from a different chunk file than the vanilla shard (chunk_sha256 differs)")
-    if sc["tokens_in"] != vsc["tokens_out"]:
-        fail(f"tokens_in {sc['tokens_in']} differs from the vanilla shard's {vsc['tokens_out']} canonical tokens")
-    vlengths = np.asarray(vanilla.dataset.sequence_lengths, dtype=np.int64)
-    realised = (n_tokens - 2 * sc["documents"]) / (int(vlengths.sum()) - 2 * vsc["documents"])
-    if abs(realised - sc["ratio"]) > 1e-9:
-        fail(f"token ratio against the vanilla shard is {realised:.6f}, the sidecar says {sc['ratio']:.6f}")
-    summary["ratio_vs_vanilla"] = realised
-    changes_expected = any(isinstance(v, (int, float)) and v > 0 for v in sc["params"].values())
-    if changes_expected and sc["tokens_in"] >= 200 and (lengths.shape == vlengths.shape and (lengths == vlengths).all()):
-        vtokens = np.memmap(str(vprefix) + ".bin", dtype=vsc["dtype"], mode="r")
-        if np.array_equal(tokens, vtokens):
-            fail(f"identical to the vanilla shard although {sc['mode']} params {sc['params']} should change ids: "
-                 "the expansion did not reach the shard")
-
-    tok_dir = Path(tokenizer_dir or sc.get("tokenizer_dir") or "")
-    if not tok_dir.is_dir():
-        fail("no tokenizer folder to decode with: pass --tokenizer-dir")
-    adapter = _load_adapter(str(tok_dir.resolve()))
-    if adapter.fingerprint != sc["tokenizer_fingerprint"]:
-        fail(f"tokenizer {tok_dir} (fingerprint {adapter.fingerprint[:12]}) is not the shard's "
-             f"({sc['tokenizer_fingerprint'][:12]})")
-    indices = sorted(random.Random(sample_seed).sample(range(sc["documents"]), min(sample, sc["documents"])))
-    for i in indices:
-        ids, vids = shard.document(i), vanilla.document(i)
-        if adapter.decode_bytes([int(x) for x in ids[1:-1]]) != adapter.decode_bytes([int(x) for x in vids[1:-1]]):
-            fail(f"document {i} decodes to different bytes than the vanilla shard's document {i}")
-    summary["checked_against_vanilla"] = len(indices)
+    # The sampled documents against the text of the chunk they were made from, when it is at hand
+    # (shards copied elsewhere without their chunks are checked against vanilla only: said in the summary).
+    chunk_path = Path(sc.get("source_chunk") or "")
+    if chunk_path.is_file() and sc.get("chunk_sha256"):
+        if sha256_file(chunk_path) != sc["chunk_sha256"]:
+            fail(f"its chunk {chunk_path} changed since the shard was built (sha256 differs); rerun tokenize")
+        adapter = adapter or _adapter_for(sc, tokenizer_dir, fail, given_adapter)
+        for i, text in _documents_at(chunk_path, indices):
+            ids = [int(x) for x in shard.document(i)[1:-1]]
+            if adapter.decode_bytes(ids) != text.encode("utf-8"):
+                fail(f"document {i} does not decode to the text of its line in {chunk_path}")
+            if sc["mode"] == "vanilla" and ids != list(adapter.encode(text)):
+                fail(f"document {i} is not the canonical encoding of its text in {chunk_path}")
+        summary["checked_against_text"] = len(indices)
     return summary
+
+
+def _adapter_for(sidecar: dict[str, Any], tokenizer_dir, fail, given=None):
+    tok_dir = Path(tokenizer_dir or sidecar.get("tokenizer_dir") or "")
+    if given is None and not tok_dir.is_dir():
+        fail("no tokenizer folder to decode with: pass --tokenizer-dir")
+    adapter = given if given is not None else _load_adapter(str(tok_dir.resolve()))
+    if adapter.fingerprint != sidecar["tokenizer_fingerprint"]:
+        fail(f"tokenizer {tok_dir if given is None else 'given'} (fingerprint {adapter.fingerprint[:12]}) is not the shard's "
+             f"({sidecar['tokenizer_fingerprint'][:12]})")
+    return adapter
+
+
+def _documents_at(chunk_path: Path, indices: list[int]) -> Iterator[tuple[int, str]]:
+    """(document index, text) of the wanted documents; bad lines are not documents."""
+    wanted = set(indices)
+    doc = 0
+    for _, text, kind in iter_chunk_documents(chunk_path):
+        if kind is not None:
+            continue
+        if doc in wanted:
+            yield doc, text
+        doc += 1
 
 
 def add_arguments(parser) -> None:
@@ -440,5 +475,7 @@ def run(args) -> int:
         s = verify_shard(prefix, tokenizer_dir=args.tokenizer_dir, sample=args.sample)
         extra = (f", ratio vs vanilla {s['ratio_vs_vanilla']:.4f}, {s['checked_against_vanilla']} documents decode equal"
                  if "ratio_vs_vanilla" in s else "")
+        extra += (f", {s['checked_against_text']} documents match their chunk text" if s["checked_against_text"]
+                  else ", chunk text not at hand (not compared)")
         print(f"ok {prefix}: {s['mode']}, {s['documents']} documents, {s['tokens_in']} -> {s['tokens_out']} tokens{extra}")
     return 0

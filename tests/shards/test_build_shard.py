@@ -128,18 +128,18 @@ def test_verify_catches_a_count_mismatch_and_a_wrong_bos(tmp_path):
     chunk = write_jsonl(tmp_path / "chunk_000.jsonl", small_corpus(8))
     prefix = tmp_path / "shards" / "vanilla" / "chunk_000"
     _build(chunk, prefix, processor=_identity, mode="vanilla")
-    assert verify_shard(prefix)["documents"] == 8
+    assert verify_shard(prefix, adapter=ByteAdapter())["documents"] == 8
     sidecar_path = Path(str(prefix) + ".json")
     good = json.loads(sidecar_path.read_text())
     sidecar_path.write_text(json.dumps({**good, "documents": 9}))
     with pytest.raises(MorphcptError, match="8 documents, the sidecar says 9"):
-        verify_shard(prefix)
+        verify_shard(prefix, adapter=ByteAdapter())
     sidecar_path.write_text(json.dumps({**good, "bos_id": 5}))
     with pytest.raises(MorphcptError, match="does not start with bos 5"):
-        verify_shard(prefix)
+        verify_shard(prefix, adapter=ByteAdapter())
     sidecar_path.write_text(json.dumps({**good, "tokens_out": good["tokens_out"] + 1}))
     with pytest.raises(MorphcptError, match="tokens on disk"):
-        verify_shard(prefix)
+        verify_shard(prefix, adapter=ByteAdapter())
 
 
 def test_eos_inside_a_document_is_caught_when_writing_and_when_verifying(tmp_path):
@@ -159,4 +159,17 @@ def test_eos_inside_a_document_is_caught_when_writing_and_when_verifying(tmp_pat
     tokens.flush()
     del tokens
     with pytest.raises(MorphcptError, match="bos/eos ids for 6 documents"):
-        verify_shard(prefix)
+        verify_shard(prefix, adapter=ByteAdapter())
+
+
+def test_verify_compares_documents_with_their_chunk_text(tmp_path):
+    texts = small_corpus(12)
+    chunk = write_jsonl(tmp_path / "chunk_000.jsonl", texts)
+    prefix = tmp_path / "shards" / "vanilla" / "chunk_000"
+    _build(chunk, prefix, processor=_identity, mode="vanilla")
+    assert verify_shard(prefix, adapter=ByteAdapter())["checked_against_text"] == 12
+    write_jsonl(chunk, texts[:-1] + [texts[-1] + "!"])  # the chunk changed after the shard was built
+    with pytest.raises(MorphcptError, match="changed since the shard was built"):
+        verify_shard(prefix, adapter=ByteAdapter())
+    chunk.unlink()  # shards moved without their chunks: checked, and the summary says the text was not
+    assert verify_shard(prefix, adapter=ByteAdapter())["checked_against_text"] == 0
