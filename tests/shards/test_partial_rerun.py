@@ -64,8 +64,11 @@ def _dag(workdir: Path, mode: str, configfile: Path) -> list[dict]:
 
 
 def _patok_module(workdir: Path) -> Path:
-    found = sorted((workdir / "src" / "morphcpt" / "tokenization").rglob("patok*.py"))
-    return found[0] if found else workdir / "src" / "morphcpt" / "tokenization" / "__init__.py"
+    """The module of the copy that defines the Patok processor."""
+    found = [p for p in sorted((workdir / "src" / "morphcpt" / "tokenization").rglob("*.py"))
+             if "class PatokProcessor" in p.read_text()]
+    assert len(found) == 1, f"expected one module defining PatokProcessor, found {found}"
+    return found[0]
 
 
 def test_editing_patok_reruns_only_shards_and_downstream(tmp_path, repo_root):
