@@ -32,6 +32,9 @@ from morphcpt.errors import MorphcptError
 SIDECAR_VERSION = 1
 PACKAGE_DIR = Path(__file__).resolve().parent
 _SOURCE_SUFFIXES = (".py", ".txt", ".json", ".tsv", ".yaml", ".csv")
+# Modules of the tokenization package that never run while a shard is written (command line and
+# statistics): editing them must not rerun every shard. Anything else there counts as preprocessor.
+_NOT_PREPROCESSOR = ("cli.py", "tokstats.py")
 # Sidecar keys other stages read (train checks the fingerprint); keep the names.
 SIDECAR_KEYS = ("tokenizer_fingerprint", "vocab_size", "bos_id", "eos_id", "dtype", "mode", "params", "seed",
                 "chunk", "documents", "tokens_in", "tokens_out", "ratio", "counters", "code_version", "bad_lines")
@@ -46,7 +49,8 @@ def preprocessor_sources(package_dir: str | Path = PACKAGE_DIR) -> list[Path]:
     declares them as inputs, so an edit reruns shards and everything downstream, nothing upstream."""
     package_dir = Path(package_dir)
     tokenization = sorted(p for p in (package_dir / "tokenization").rglob("*")
-                          if p.is_file() and p.suffix in _SOURCE_SUFFIXES and "__pycache__" not in p.parts)
+                          if p.is_file() and p.suffix in _SOURCE_SUFFIXES and "__pycache__" not in p.parts
+                          and p.relative_to(package_dir / "tokenization").as_posix() not in _NOT_PREPROCESSOR)
     return tokenization + [package_dir / "corpus.py", package_dir / "shards.py"]
 
 

@@ -173,3 +173,20 @@ def test_verify_compares_documents_with_their_chunk_text(tmp_path):
         verify_shard(prefix, adapter=ByteAdapter())
     chunk.unlink()  # shards moved without their chunks: checked, and the summary says the text was not
     assert verify_shard(prefix, adapter=ByteAdapter())["checked_against_text"] == 0
+
+
+def test_preprocessor_sources_are_what_the_tokenize_rule_tracks(repo_root):
+    import sys as _sys
+
+    from morphcpt.shards import preprocessor_sources
+
+    sources = {p.relative_to(repo_root / "src" / "morphcpt").as_posix() for p in preprocessor_sources()}
+    assert {"corpus.py", "shards.py", "tokenization/modes.py", "tokenization/adapter.py"} <= sources
+    assert any(s.endswith(".txt") for s in sources)  # data files (the affix inventory) count too
+    # every tokenization module the shard writer imports is tracked
+    import morphcpt.tokenization  # noqa: F401
+
+    loaded = {Path(m.__file__).resolve() for name, m in list(_sys.modules.items())
+              if name.startswith("morphcpt.tokenization") and getattr(m, "__file__", None)}
+    loaded_rel = {p.relative_to(repo_root / "src" / "morphcpt").as_posix() for p in loaded}
+    assert loaded_rel - {"tokenization/cli.py", "tokenization/tokstats.py"} <= sources
