@@ -276,3 +276,12 @@ def test_document_rng_depends_on_its_integers_only():
         document_rng(-1, 0, 0)
     with pytest.raises(MorphcptError):
         document_rng(1.5, 0, 0)
+
+
+def test_expanded_ids_are_kept_not_retokenized(adapter, processors, tagalog_docs):
+    """The trap: decoding expanded ids and re-tokenizing gives back the canonical ids (no effect)."""
+    ids = adapter.encode(tagalog_docs[0])
+    for mode, params in [("stochastok", {"expand_prop": 0.5}), ("patok", {"expand_prop": 0.5, "contract_prop": 0.0})]:
+        out, counters = processors(adapter, mode, params)(ids, document_rng(0, 0, 0))
+        assert len(out) == len(ids) + counters["splits"] > len(ids)
+        assert adapter.encode(adapter.decode_bytes(out).decode("utf-8")) == ids != out
