@@ -201,3 +201,15 @@ def test_cli_prints_normalized_items(source_files, capsys):
     printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert printed == normalize_file(source_files["hierarchical"], "hierarchical", seed=3)
     assert main(["benchmark-items", "--benchmark", "cute", "--input", str(source_files["cute"]) + ".missing"]) == 1
+
+
+@pytest.mark.parametrize("benchmark, listed", [("pacute", True), ("hierarchical", True), ("langgame", False),
+                                               ("multi_digit_addition", False)])
+def test_options_are_shown_where_the_question_refers_to_them(source_files, benchmark, listed):
+    """'Which option contains the most a?' is unanswerable unless the options are in the prompt."""
+    for item in normalize_file(source_files[benchmark], benchmark, seed=4):
+        if item["format"] != "mcq":
+            assert "\nOptions:\n" not in item["prompt"]
+            continue
+        shown = "\nOptions:\n" + "\n".join(f"- {c}" for c in item["choices"])
+        assert item["prompt"].endswith(shown) == listed, item

@@ -20,6 +20,11 @@ Source schemas and their gold labels (each a trap the earlier pipeline fell into
 - langgame / multi_digit_addition: `{question, answer, options?, id}`; the source stores the gold
   at `options[0]`. Gold is `answer` (checked to be in `options`), and options are shuffled.
 
+PACUTE and hierarchical MCQ prompts ask about "the option(s)" (e.g. "Which option contains the most
+'a'?"), so their prompts list the options (`Options:` then one `- option` per line, in scoring
+order); LangGame questions list them already, and addition needs none. Every MCQ is scored by the
+log-likelihood of each option's text after `Answer:`.
+
 Every MCQ item's choices are de-duplicated (identical strings are one answer; several source rows
 list the gold twice) and shuffled with an RNG seeded by (seed, benchmark, id), so the order never
 depends on file order and the gold is never systematically first.
@@ -94,9 +99,17 @@ def _shuffle_rng(seed: int, benchmark: str, item_id: str) -> random.Random:
     return random.Random(f"{seed}:{benchmark}:{item_id}")
 
 
+def list_choices(prompt: str, choices: list[str]) -> str:
+    """The question with its options shown, in the order they are scored."""
+    return prompt.rstrip() + "\nOptions:\n" + "\n".join(f"- {c}" for c in choices)
+
+
 def make_mcq(row: _Row, *, benchmark: str, item_id: str, category: str, subcategory: str | None,
-             level: int | None, prompt: str, choices: list[str], gold_text: str, seed: int) -> dict[str, Any]:
-    """An MCQ item: choices stripped, de-duplicated and shuffled; `gold` indexes `gold_text`."""
+             level: int | None, prompt: str, choices: list[str], gold_text: str, seed: int,
+             show_choices: bool = False) -> dict[str, Any]:
+    """An MCQ item: choices stripped, de-duplicated and shuffled; `gold` indexes `gold_text`.
+    `show_choices`: the question refers to its options ("Which option ..."), so the prompt lists
+    them (after shuffling); the model still scores each option's text as the continuation."""
     cleaned = [c.strip() if isinstance(c, str) else c for c in choices]
     if any(not isinstance(c, str) or not c for c in cleaned):
         raise row.fail("every option must be a non-empty string")
@@ -107,6 +120,8 @@ def make_mcq(row: _Row, *, benchmark: str, item_id: str, category: str, subcateg
     if len(unique) < 2:
         raise row.fail(f"fewer than 2 distinct options {unique}: the item cannot discriminate")
     _shuffle_rng(seed, benchmark, item_id).shuffle(unique)
+    if show_choices:
+        prompt = list_choices(prompt, unique)
     return {"id": item_id, "benchmark": benchmark, "format": "mcq", "category": category,
             "subcategory": subcategory, "level": level, "prompt": prompt, "choices": unique,
             "gold": unique.index(gold_text)}
@@ -150,7 +165,7 @@ def _pacute(row: _Row, benchmark: str, seed: int, language: str) -> dict[str, An
         # stress_disambiguation rows: no choiceN and no label; the options are the answer set
         choices = [correct] + [v for k, v in sorted(options.items()) if k != "correct"]
         gold_text = correct
-    return make_mcq(row, choices=choices, gold_text=gold_text, seed=seed, **common)
+    return make_mcq(row, choices=choices, gold_text=gold_text, seed=seed, show_choices=True, **common)
 
 
 def _hierarchical(row: _Row, benchmark: str, seed: int, language: str) -> dict[str, Any]:
@@ -162,7 +177,7 @@ def _hierarchical(row: _Row, benchmark: str, seed: int, language: str) -> dict[s
     if "options" not in row.data:
         return make_gen(row, answer=answer, **common)
     # gold is `answer`; its position in `options` is random (never assume options[0])
-    return make_mcq(row, choices=row.get("options", list), gold_text=answer, seed=seed, **common)
+    return make_mcq(row, choices=row.get("options", list), gold_text=answer, seed=seed, show_choices=True, **common)
 
 
 def _cute(row: _Row, benchmark: str, seed: int, language: str) -> dict[str, Any]:
