@@ -213,3 +213,10 @@ def test_options_are_shown_where_the_question_refers_to_them(source_files, bench
             continue
         shown = "\nOptions:\n" + "\n".join(f"- {c}" for c in item["choices"])
         assert item["prompt"].endswith(shown) == listed, item
+
+
+def test_multiline_gold_answer_fails(tmp_path):
+    rows = cute_rows()
+    rows[1]["answer"] = "two\nlines"
+    with pytest.raises(MorphcptError, match=r"c\.jsonl:2: the gold answer spans lines"):
+        normalize_file(write_jsonl(tmp_path / "c.jsonl", rows), "cute", seed=1)

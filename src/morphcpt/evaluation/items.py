@@ -131,6 +131,8 @@ def make_gen(row: _Row, *, benchmark: str, item_id: str, category: str, subcateg
              level: int | None, prompt: str, answer: str) -> dict[str, Any]:
     if not answer.strip():
         raise row.fail("empty gold answer")
+    if "\n" in answer.strip():
+        raise row.fail("the gold answer spans lines: generation stops at the first newline, so it could never match")
     return {"id": item_id, "benchmark": benchmark, "format": "gen", "category": category,
             "subcategory": subcategory, "level": level, "prompt": prompt, "answer": answer.strip()}
 
