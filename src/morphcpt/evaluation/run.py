@@ -303,6 +303,9 @@ def evaluate_stage(smk: Any) -> None:
         model_dir = model.parent
     else:
         model_dir = model
+    import torch
+
+    torch.set_num_threads(max(1, int(smk.threads)))  # CPU runs: stay within the job's cores
     ev = smk.params.evaluation
     extra = {"family": smk.wildcards.family, "mode": mode, "step": step}
     if mode != "base":
