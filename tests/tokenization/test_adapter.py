@@ -118,3 +118,13 @@ def test_non_special_added_token_keeps_bytes(sp_tokenizer_dir, processors):
         out, _ = processors(adapter, mode, {"expand_prop": 1.0})(ids, np.random.default_rng(0))
         assert out.count(adapter.vocab_size - 1) == ids.count(adapter.vocab_size - 1)
         assert adapter.decode_bytes(out) == adapter.decode_bytes(ids)
+
+
+def test_sentencepiece_fixture_matches_sentencepiece_itself(sp_tokenizer_dir, sp_adapter, tagalog_docs):
+    """The HF folder is built from the trained model's pieces: it must segment like SentencePiece."""
+    import sentencepiece as spm
+
+    sp = spm.SentencePieceProcessor(model_file=str(sp_tokenizer_dir / "tokenizer.model"))
+    assert (sp.pad_id(), sp.eos_id(), sp.bos_id(), sp.unk_id()) == (0, 1, 2, 3)
+    for text in tagalog_docs + ["Kumain ng 🍚 at 日本 sa 2026!"]:
+        assert sp_adapter.encode(text) == sp.encode(text)
