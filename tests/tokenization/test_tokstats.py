@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -76,3 +77,13 @@ def test_bad_gold_names_the_line(tmp_path):
     bad.write_text('{"word": "kumain", "boundaries": [1, 3]}\n{"word": "nagluto", "boundaries": [7]}\n')
     with pytest.raises(MorphcptError, match=r"gold.jsonl:2: boundaries"):
         read_gold(bad)
+
+
+def test_patok_isolates_more_gold_affixes_than_vanilla(llama3_adapter, split_cache):
+    """The experiment's premise on the real Llama-3 tokenizer and hand segmentations written for
+    this project: Patok puts more token boundaries on morpheme boundaries than the canonical split."""
+    gold = read_gold(Path(__file__).with_name("data") / "gold_segmentations.jsonl")
+    vanilla = tokstats(llama3_adapter, "vanilla", {}, gold, [0], cache_dir=split_cache)
+    patok = tokstats(llama3_adapter, "patok", {}, gold, [0, 1, 2, 3, 4], cache_dir=split_cache)
+    assert patok["boundary_recall"] > vanilla["boundary_recall"]
+    assert patok["affix_isolation"] > vanilla["affix_isolation"]
