@@ -28,9 +28,11 @@ TARGET = "models_llama"
 # rule -> GPUs it asks for in the test config (None: a CPU rule). Two different counts so a
 # value that does not come from the rule's config cannot pass.
 EXPECTED_GPUS = {"download_model": None, "import_nemo": 2, "import_parity": 1}
-# A ceiling, not the expected time (about 2-3 min on 2 idle cores: three jobs, two of them
-# loading NeMo). On INT Snakemake cancels its jobs, and the failure report shows how far it got.
-SNAKEMAKE_TIMEOUT_S = 400
+# A hang guard, not the expected time: about 3 min on 2 idle cores (three jobs, two loading
+# NeMo, plus the executor's status polling, which backs off by 10 s per check while a job
+# runs); 6 min on 2 cores shared with other test runs. On INT Snakemake cancels its jobs and
+# the failure report shows how far it got.
+SNAKEMAKE_TIMEOUT_S = 540
 
 
 def write_site_profile(folder: Path) -> Path:
@@ -139,6 +141,10 @@ def test_gpu_rules_go_through_sbatch_with_gpus(slurm_cluster, tmp_path):
 
     # What slurmctld recorded for each job: partition, account, GPUs (TresPerJob), success.
     jobs = jobs_by_rule(slurm_cluster, workdir)
+    for rule, rule_jobs in jobs.items():  # shown by `pytest -rP` and on failure: where time went
+        for job in rule_jobs:
+            print(f"{rule}: job {job['JobId']} submitted {job.get('SubmitTime')} "
+                  f"ran {job.get('StartTime')} .. {job.get('EndTime')} ({job.get('RunTime')})")
     assert set(jobs) == set(EXPECTED_GPUS), f"jobs by rule: { {r: len(j) for r, j in jobs.items()} }"
     for rule, gpus in EXPECTED_GPUS.items():
         assert len(jobs[rule]) == len(families), rule
