@@ -24,7 +24,7 @@ test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 demo: setup
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --profile profiles/local --configfile config/demo.yaml demo
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --profile profiles/local demo --configfile config/demo.yaml
 	@echo; echo "Comparison table: results-demo/report/comparison.md"; echo "Plot: results-demo/report/comparison.png"
 
 lint: setup

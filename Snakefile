@@ -1,7 +1,7 @@
 # morphcpt: does morphology-aware tokenization during continued pretraining help LLMs with
 # Filipino word structure? One DAG from HF weights to a comparison table (see README.md).
 #   snakemake --profile profiles/slurm all_llama      # on a Slurm GPU cluster
-#   snakemake --profile profiles/local --configfile config/demo.yaml demo   # CPU demo
+#   snakemake --profile profiles/local demo --configfile config/demo.yaml   # CPU demo
 import sys
 from pathlib import Path
 
