@@ -8,38 +8,14 @@ import math
 
 import pytest
 
+from benchmark_fixtures import fake_score as score
+from benchmark_fixtures import write_fake_result as write_result
 from morphcpt.errors import MorphcptError
 from morphcpt.evaluation.report import aggregate_family, compare_families, read_csv_rows
 
 MODES = ("vanilla", "stochastok", "patok")
 STEPS = (15, 30)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def score(family, mode, step, benchmark, fmt):
-    """A distinct, recomputable value per point (so the tests can check every cell)."""
-    bump = {"base": 0.0, "vanilla": 0.05, "stochastok": 0.08, "patok": 0.12}[mode]
-    fam = 0.1 if family == "gemma_x" else 0.0
-    return round(0.3 + fam + bump + step / 1000 + (0.01 if fmt == "gen" else 0.0) + len(benchmark) / 1000, 6)
-
-
-def write_result(path, family, mode, step, benchmark, n=40):
-    results, n_samples = {}, {}
-    for fmt in ("mcq", "gen"):
-        task = f"morphcpt_{benchmark}_{fmt}"
-        v = score(family, mode, step, benchmark, fmt)
-        se = math.sqrt(v * (1 - v) / (n - 1))
-        if fmt == "mcq":
-            metrics = {"acc": v, "acc_norm": v - 0.01, "acc_chance_corrected": (v - 0.25) / 0.75, "chance": 0.25}
-        else:
-            metrics = {"exact_match": v, "prefix_match": v, "contains_match": v + 0.02}
-        results[task] = {"alias": task, **{f"{k},none": x for k, x in metrics.items()},
-                         **{f"{k}_stderr,none": (0.0 if k == "chance" else se) for k in metrics}}
-        n_samples[task] = {"original": n, "effective": n}
-    path.write_text(json.dumps({"results": results, "configs": {}, "versions": {}, "n-shot": {},
-                                "n-samples": n_samples, "config": {},
-                                "provenance": {"family": family, "mode": mode, "step": step, "benchmark": benchmark}}))
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,8 @@
 """The evaluation rules under Snakemake, on a copy of the workflow with the demo config:
-fetch_benchmark (local demo fixtures + generated) and evaluate for the base model on all five
-benchmarks, then aggregate and compare (trained-mode results stand in as copies of the base
-results, since training is another stage)."""
+fetch_benchmark for all five benchmarks (local demo fixtures + generated), evaluate for the base
+model on one local and one generated benchmark (the tiny-model run of all five is in
+test_lm_eval), then aggregate and compare. Training is another stage: trained-mode results stand
+in as copies of the base results, and the benchmarks not evaluated here get made-up results."""
 
 from __future__ import annotations
 
@@ -15,9 +16,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from benchmark_fixtures import write_fake_result as fake_result
+
 pytestmark = pytest.mark.slow
 
 BENCHMARKS = ("pacute", "hierarchical", "cute", "langgame", "multi_digit_addition")
+EVALUATED = ("pacute", "langgame")
 
 
 def _copy_workflow(repo: Path, dest: Path) -> Path:
@@ -48,21 +52,31 @@ def test_demo_evaluation_and_reports_through_snakemake(tmp_path, repo_root, llam
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["MORPHCPT_CACHE"] = str(llama3_tokenizer_dir.parent)  # the real tokenizer, already extracted
     family = next(iter(config["families"]))
-    base = [f"results/{family}/eval/base/step_0/{b}.json" for b in BENCHMARKS]
-    _snakemake(wf, *base, "-c2", "--configfile", str(configfile), env=env)
+    items = [f"results/benchmarks/{b}.jsonl" for b in BENCHMARKS]
+    base = [f"results/{family}/eval/base/step_0/{b}.json" for b in EVALUATED]
+    _snakemake(wf, *items, *base, "-c2", "--configfile", str(configfile), env=env)
 
     for b in BENCHMARKS:
+        manifest = json.loads((wf / f"results/benchmarks/{b}.sources.json").read_text())
+        assert manifest["items"] > 0 and manifest["source"] == config["evaluation"]["benchmarks"][b]["source"]
+    points = [(mode, step) for mode in config["modes"] for step in config["export"]["steps"]]
+    for b in BENCHMARKS:
+        if b not in EVALUATED:
+            for mode, step in [("base", 0)] + points:
+                out = wf / f"results/{family}/eval/{mode}/step_{step}/{b}.json"
+                out.parent.mkdir(parents=True, exist_ok=True)
+                fake_result(out, family, mode, step, b)
+            continue
         result = json.loads((wf / f"results/{family}/eval/base/step_0/{b}.json").read_text())
         assert result["provenance"]["mode"] == "base" and result["provenance"]["step"] == 0
         assert result["provenance"]["model_dir"].endswith(f"{family}/hf")
         assert result["provenance"]["sources"]["benchmark"] == b
         assert all(v["effective"] == 3 for v in result["n-samples"].values())
-        for mode in config["modes"]:
-            for step in config["export"]["steps"]:
-                result["provenance"].update(mode=mode, step=step)
-                out = wf / f"results/{family}/eval/{mode}/step_{step}/{b}.json"
-                out.parent.mkdir(parents=True, exist_ok=True)
-                out.write_text(json.dumps(result))
+        for mode, step in points:
+            result["provenance"].update(mode=mode, step=step)
+            out = wf / f"results/{family}/eval/{mode}/step_{step}/{b}.json"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(result))
 
     _snakemake(wf, "results/report/comparison.csv", "-c1", "--allowed-rules", "aggregate", "compare",
                "--configfile", str(configfile), env=env)
