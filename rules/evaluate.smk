@@ -1,12 +1,16 @@
 # Stage: benchmarks. Each benchmark is fetched from a pinned source (sha256-checked) or
 # generated with a seed, normalized to one item schema, then scored with lm-evaluation-harness
-# for the base model (mode "base", step 0) and every export. The normalizer and generator code
-# are inputs: editing them re-creates the items and re-scores everything that used them.
+# for the base model (mode "base", step 0) and every export. The normalizer, generator and
+# scoring code are inputs: editing them re-creates the items / re-scores what used them.
 from morphcpt.evaluation.sources import sources_manifest_path
 
 BENCHMARK_SOURCES = [
     str(Path(workflow.basedir) / "src" / "morphcpt" / "evaluation" / f)
     for f in ("items.py", "sources.py", "generators.py")
+]
+SCORING_SOURCES = [
+    str(Path(workflow.basedir) / "src" / "morphcpt" / "evaluation" / f)
+    for f in ("run.py", "scoring.py")
 ]
 
 
@@ -45,6 +49,7 @@ rule evaluate:
         unpack(lambda wc: layout.evaluated_model(wc.family, wc.eval_mode, wc.step)),
         benchmark_items=layout.benchmark_items(),
         sources=str(sources_manifest_path(layout.benchmark_items())),
+        code=SCORING_SOURCES,
     output:
         result=layout.evaluation(mode="{eval_mode}"),
     params:

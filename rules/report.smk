@@ -1,10 +1,14 @@
 # Stage: tables and plots. aggregate: one family's scores over mode x step x benchmark;
 # compare: every family side by side (each mode's gain over vanilla, per family).
+# The report code is an input: editing it rebuilds the tables (cheap), never the evaluations.
+
+REPORT_SOURCES = [str(Path(workflow.basedir) / "src" / "morphcpt" / "evaluation" / "report.py")]
 
 
 rule aggregate:
     input:
         results=lambda wc: layout.stage_outputs("evals", [wc.family]),
+        code=REPORT_SOURCES,
     output:
         csv=layout.family_report()[0],
         md=layout.family_report()[1],
@@ -24,6 +28,7 @@ rule aggregate:
 rule compare:
     input:
         reports=[layout.family_report(f)[0] for f in layout.families],
+        code=REPORT_SOURCES,
     output:
         csv=layout.comparison()[0],
         md=layout.comparison()[1],
