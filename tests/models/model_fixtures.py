@@ -21,20 +21,28 @@ TRAINING = dict(seq_length=64, global_batch_size=4, micro_batch_size=1, max_step
 KILL_AT = 10
 
 
-def run_python(code: str, env_extra: dict[str, str] | None = None, timeout: int = 900) -> subprocess.CompletedProcess:
-    """Run `code` (under a __main__ guard) in a fresh interpreter with src/ and tests/models importable."""
+def run_python(code: str, env_extra: dict[str, str] | None = None, timeout: int = 1500) -> tuple[int, str]:
+    """Run `code` (under a __main__ guard) in a fresh interpreter with src/ and tests/models
+    importable; returns (exit code, the tail of its output). Output goes to a file, not a pipe:
+    a pipe would also wait for any orphaned grandchild that inherited it."""
+    import tempfile
+
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(SRC), str(TESTS), env.get("PYTHONPATH", "")])
     env.update(env_extra or {})
     script = "if __name__ == '__main__':\n" + textwrap.indent(textwrap.dedent(code), "    ")
-    return subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=timeout)
+    with tempfile.TemporaryFile(mode="w+") as log:
+        proc = subprocess.run([sys.executable, "-c", script], env=env, stdout=log, stderr=subprocess.STDOUT,
+                              timeout=timeout)
+        log.seek(0)
+        return proc.returncode, log.read()[-8000:]
 
 
 def run_json(code: str, out: Path, env_extra: dict[str, str] | None = None) -> dict:
     """run_python, which must exit 0 and write JSON to `out`; returns it."""
-    proc = run_python(code, env_extra)
-    if proc.returncode != 0 or not out.is_file():
-        raise AssertionError(f"subprocess failed (rc {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+    rc, output = run_python(code, env_extra)
+    if rc != 0 or not out.is_file():
+        raise AssertionError(f"subprocess failed (rc {rc}):\n{output}")
     return json.loads(out.read_text())
 
 

@@ -133,12 +133,16 @@ def check_shards(prefixes: list[str], tokenizer_dir: Path, vocab_size: int) -> l
 # -- run identity -----------------------------------------------------------------------------------
 def run_identity(spec: dict[str, Any]) -> dict[str, Any]:
     """What the checkpoints of a run depend on: import, shards, recipe, seed."""
-    nemo_dir = Path(spec["nemo_dir"])
-    weights = sorted(str(p.relative_to(nemo_dir)) + f":{p.stat().st_size}"
-                     for p in (nemo_dir / "weights").rglob("*") if p.is_file())
+    hf_dir = Path(spec["hf_dir"])
+    manifest = hf_dir / "manifest.json"
+    if manifest.is_file():  # sha256 of every base-model file (download_model writes it)
+        base = sha256_text(json.dumps(json.loads(manifest.read_text())["files"], sort_keys=True))
+    else:
+        base = sha256_text("\n".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}"
+                                     for p in sorted(hf_dir.iterdir()) if p.is_file()))
     shards = {Path(p).name: sha256_text(Path(p + ".json").read_text()) for p in spec["shard_prefixes"]}
     training = {k: spec["training"].get(k) for k in IDENTITY_TRAINING_KEYS}
-    return {"import_weights": sha256_text("\n".join(weights)), "shards": shards, "training": training,
+    return {"base_model": base, "shards": shards, "training": training,
             "seed": spec["seed"], "tensor": spec["tensor"], "pipeline": spec["pipeline"]}
 
 
@@ -376,7 +380,14 @@ def worker_command(spec_path: Path, gpus: int) -> list[str]:
 
 
 def launch_worker(spec: dict[str, Any], env_extra: dict[str, str] | None = None) -> int:
-    """Run the worker (torchrun on GPUs, one plain process on CPU); return its exit code."""
+    """Run the worker (torchrun on GPUs, one plain process on CPU); return its exit code.
+
+    The worker gets its own process group, and whatever is left of it when it ends is killed:
+    a crashed or preempted worker leaves Megatron's spawned checkpoint-writer processes behind,
+    which would otherwise live on (and hold the job's stdout open). A signal to the driver
+    (Ctrl-C, Slurm's SIGTERM) is passed on to the group first."""
+    import signal
+
     spec_path = Path(spec["train_dir"]) / "train_spec.json"
     _write_json(spec_path, spec)
     env = dict(os.environ)
@@ -389,7 +400,27 @@ def launch_worker(spec: dict[str, Any], env_extra: dict[str, str] | None = None)
     env.update(env_extra or {})
     cmd = worker_command(spec_path, spec["gpus"])
     print("train: launching " + " ".join(cmd), flush=True)
-    return subprocess.run(cmd, env=env).returncode
+    # cwd = the train folder: Lightning writes lightning_logs/ into the working directory.
+    proc = subprocess.Popen(cmd, env=env, cwd=spec["train_dir"], start_new_session=True)
+
+    def forward(signum, _frame):
+        _kill_group(proc.pid, signal.SIGTERM)
+        raise SystemExit(128 + signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return proc.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        _kill_group(proc.pid, signal.SIGKILL)
+
+
+def _kill_group(pgid: int, sig) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def make_spec(*, family: dict[str, Any], nemo_dir: Path, hf_dir: Path, shard_files: list[str], train_dir: Path,
