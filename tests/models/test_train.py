@@ -28,8 +28,12 @@ def test_killed_run_resumes_from_its_checkpoint(training_run):
     assert second["ok"], second
     runs = [json.loads(line) for line in (training_run["train_dir"] / "runs.jsonl").read_text().splitlines()]
     assert [r["start_step"] for r in runs] == [0, KILL_AT]
-    assert [m["step"] for m in _metrics(training_run)] == list(range(TRAINING["max_steps"]))
+    metrics = _metrics(training_run)
+    assert [m["step"] for m in metrics] == list(range(TRAINING["max_steps"]))
     assert (training_run["train_dir"] / "train.done").is_file()
+    # Resumed from its own step-10 weights, not restarted from the imported ones (whose loss on
+    # this data is ~step 0's): the loss carries on from where the killed run was.
+    assert metrics[KILL_AT]["loss"] < metrics[0]["loss"] - 0.1
 
 
 @pytest.mark.slow
@@ -61,7 +65,7 @@ def test_lr_follows_the_cosine_with_configured_max_steps(training_run):
     for step, value in enumerate(logged):
         assert value == pytest.approx(expected(step), rel=1e-9), (step, value, expected(step))
     # The old pipeline's trap: a scheduler without max_steps sits at min_lr after a few steps.
-    assert logged[12] > 3 * min_lr and logged[-1] < 0.1 * lr
+    assert logged[12] > 3 * min_lr and min_lr < logged[-1] < 0.15 * lr
 
 
 @pytest.mark.slow
@@ -72,7 +76,7 @@ def test_step0_gate_fails_for_a_randomly_initialised_model(tmp_path, imported_ne
     result = run_training_subprocess(spec, tmp_path / "result.json")
     assert not result["ok"] and "step-0 gate failed" in result["error"], result
     gate = json.loads((train_dir / "step0_gate.json").read_text())
-    assert not gate["passed"] and gate["relative_diff"] > 0.01
+    assert not gate["passed"] and gate["relative_diff"] > 0.1  # ~ln(vocab) vs the confident base model
     assert not (train_dir / "train.done").exists() and not (train_dir / "metrics.json").exists()
     checkpoints = train_dir / "checkpoints"
     assert not checkpoints.exists() or not any(checkpoints.iterdir())  # stopped before any checkpoint

@@ -16,6 +16,7 @@ from pathlib import Path
 from morphcpt.errors import MorphcptError
 
 ARCHS = ("llama", "gemma")
+OUTPUT_STD = 0.5  # std of lm_head weights (untied models): logits std ~ OUTPUT_STD * sqrt(hidden)
 # Files a tokenizer folder may hold; copied verbatim into the model folder.
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                    "tokenizer.model", "added_tokens.json")
@@ -98,6 +99,11 @@ def write_synthetic_model(dest: Path, arch: str = "llama", seed: int = 0, hidden
                     # Llama norms multiply by w, Gemma's by (1 + w): both start far from identity.
                     base = 1.0 if arch == "llama" else 0.0
                     p.copy_(base + 0.2 * torch.randn(p.shape, generator=gen))
+                elif name == "lm_head.weight":
+                    # A large output scale makes the model confidently wrong: its loss on text is
+                    # far above ln(vocab), where any freshly initialised model sits. Otherwise the
+                    # step-0 gate could not tell "restored" from "random init" on a tiny model.
+                    p.copy_(OUTPUT_STD * torch.randn(p.shape, generator=gen))
                 else:
                     p.copy_(0.05 * torch.randn(p.shape, generator=gen))
         model = model.to(getattr(torch, dtype))
