@@ -91,6 +91,9 @@ def test_shards_of_another_tokenizer_are_refused(tmp_path, tiny_llama_hf):
     assert check_shards([str(good)], tiny_llama_hf, 128_256)[0]["mode"] == "vanilla"
     with pytest.raises(MorphcptError, match="chunk_001.json: shard tokenizer fingerprint 000000000000 differs"):
         check_shards([str(good), str(bad)], tiny_llama_hf, 128_256)
+    with pytest.raises(MorphcptError, match="documents end with id 128001, but the model's eos .* is 128009"):
+        check_shards([str(good)], tiny_llama_hf, 128_256, eos_id=128009)
+    assert check_shards([str(good)], tiny_llama_hf, 128_256, eos_id=128001)
     with pytest.raises(MorphcptError, match="vocab_size 128256 != the model's 1000"):
         check_shards([str(good)], tiny_llama_hf, 1000)
     other_mode = write_fixture_shard(tmp_path / "p" / "chunk_002", tiny_llama_hf, texts, mode="patok")

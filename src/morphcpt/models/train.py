@@ -102,8 +102,10 @@ def shard_prefixes(shard_files: list[str]) -> list[str]:
     return list(dict.fromkeys(prefixes))
 
 
-def check_shards(prefixes: list[str], tokenizer_dir: Path, vocab_size: int) -> list[dict[str, Any]]:
-    """Refuse shards made with another tokenizer (fingerprint), vocabulary or missing files."""
+def check_shards(prefixes: list[str], tokenizer_dir: Path, vocab_size: int,
+                 eos_id: int | None = None) -> list[dict[str, Any]]:
+    """Refuse shards made with another tokenizer (fingerprint), vocabulary or eos (the data
+    module's eod is the tokenizer's eos), or with missing files."""
     if not prefixes:
         raise MorphcptError("no shards given to train on")
     expected = tokenizer_fingerprint(tokenizer_dir)
@@ -123,6 +125,9 @@ def check_shards(prefixes: list[str], tokenizer_dir: Path, vocab_size: int) -> l
                                 "with another tokenizer: rerun tokenize for this model's tokenizer")
         if int(sidecar["vocab_size"]) != vocab_size:
             raise MorphcptError(f"{sidecar_path}: vocab_size {sidecar['vocab_size']} != the model's {vocab_size}")
+        if eos_id is not None and int(sidecar["eos_id"]) != eos_id:
+            raise MorphcptError(f"{sidecar_path}: documents end with id {sidecar['eos_id']}, but the model's eos "
+                                f"(the data module's eod) is {eos_id}; rerun tokenize")
         sidecars.append(sidecar)
     modes = {s["mode"] for s in sidecars}
     if len(modes) != 1:
@@ -451,8 +456,8 @@ def run_training(spec: dict[str, Any], done_path: Path, metrics_path: Path,
     tok_dir = nemo_tokenizer_dir(Path(spec["nemo_dir"]))
     from transformers import AutoTokenizer
 
-    vocab_size = len(AutoTokenizer.from_pretrained(str(tok_dir)))
-    check_shards(spec["shard_prefixes"], tok_dir, vocab_size)
+    model_tokenizer = AutoTokenizer.from_pretrained(str(tok_dir))
+    check_shards(spec["shard_prefixes"], tok_dir, len(model_tokenizer), model_tokenizer.eos_token_id)
     check_run_identity(spec)
     gate_path = train_dir / "step0_gate.json"
     if not gate_path.is_file() and not spec.get("random_init"):
