@@ -16,7 +16,7 @@ from pathlib import Path
 from morphcpt.errors import MorphcptError
 
 ARCHS = ("llama", "gemma")
-OUTPUT_STD = 0.5  # std of lm_head weights (untied models): logits std ~ OUTPUT_STD * sqrt(hidden)
+OUTPUT_LOGIT_STD = 4.0  # std of the logits the lm_head produces (untied models), at any width
 # Files a tokenizer folder may hold; copied verbatim into the model folder.
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                    "tokenizer.model", "added_tokens.json")
@@ -103,7 +103,8 @@ def write_synthetic_model(dest: Path, arch: str = "llama", seed: int = 0, hidden
                     # A large output scale makes the model confidently wrong: its loss on text is
                     # far above ln(vocab), where any freshly initialised model sits. Otherwise the
                     # step-0 gate could not tell "restored" from "random init" on a tiny model.
-                    p.copy_(OUTPUT_STD * torch.randn(p.shape, generator=gen))
+                    std = OUTPUT_LOGIT_STD / hidden_size**0.5  # normed hidden states have unit RMS
+                    p.copy_(std * torch.randn(p.shape, generator=gen))
                 else:
                     p.copy_(0.05 * torch.randn(p.shape, generator=gen))
         model = model.to(getattr(torch, dtype))
