@@ -226,42 +226,44 @@ def transformer_engine_available() -> bool:
     return True
 
 
-def hf_reference_loss(hf_dir: Path, samples: list[dict[str, Any]], document_attention: bool) -> dict[str, Any]:
-    """The HF model's loss on the step-0 batch, reduced as NeMo reduces it: sum of per-token
-    cross-entropy over loss-masked tokens of the whole global batch / number of such tokens.
-    document_attention: each packed document attends only to itself (what reset_attention_mask
-    does in the local spec); otherwise plain causal attention over the sample, position ids reset."""
+def hf_reference_loss(hf_dir: Path, samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """The HF model's loss on the step-0 batch, reduced as NeMo reduces it: the sum of per-token
+    cross-entropy over loss-masked tokens of the whole global batch / the number of such tokens.
+    Computed two ways: "document" (each packed document attends only to itself, positions reset:
+    what reset_attention_mask asks for, and what the local layer spec does) and "causal"
+    (positions reset, but plain causal attention across the packed sample: what an attention
+    kernel that ignores the mask does)."""
     import torch
     from transformers import AutoModelForCausalLM
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
     model = AutoModelForCausalLM.from_pretrained(str(hf_dir), torch_dtype=dtype).to(device).eval()
-    loss_sum, n_tokens = 0.0, 0.0
+    sums, n_tokens = {"document": 0.0, "causal": 0.0}, 0.0
     with torch.no_grad():
         for s in samples:
             tokens = torch.as_tensor(s["tokens"], dtype=torch.long)
             labels = torch.as_tensor(s["labels"], dtype=torch.long)
             mask = torch.as_tensor(s["loss_mask"], dtype=torch.float32)
             pos = torch.as_tensor(s["position_ids"], dtype=torch.long)
-            if document_attention:
-                starts = [0] + [i for i in range(1, len(pos)) if pos[i] == 0] + [len(pos)]
-                logits = torch.cat([
-                    model(tokens[a:b].unsqueeze(0).to(device)).logits[0].float().cpu()
-                    for a, b in zip(starts[:-1], starts[1:])
-                ])
-            else:
-                logits = model(tokens.unsqueeze(0).to(device), position_ids=pos.unsqueeze(0).to(device)).logits[0]
-                logits = logits.float().cpu()
-            ce = torch.nn.functional.cross_entropy(logits, labels, reduction="none")
-            loss_sum += float((ce * mask).sum())
+            starts = [0] + [i for i in range(1, len(pos)) if pos[i] == 0] + [len(pos)]
+            logits = {
+                "document": torch.cat([model(tokens[a:b].unsqueeze(0).to(device)).logits[0].float().cpu()
+                                       for a, b in zip(starts[:-1], starts[1:])]),
+                "causal": model(tokens.unsqueeze(0).to(device),
+                                position_ids=pos.unsqueeze(0).to(device)).logits[0].float().cpu(),
+            }
+            for kind, lg in logits.items():
+                ce = torch.nn.functional.cross_entropy(lg, labels, reduction="none")
+                sums[kind] += float((ce * mask).sum())
             n_tokens += float(mask.sum())
     del model
     if device == "cuda":
         torch.cuda.empty_cache()
     if n_tokens == 0:
         raise MorphcptError("the step-0 batch has no loss tokens; the shards are empty or only eod tokens")
-    return {"loss": loss_sum / n_tokens, "tokens": n_tokens, "document_attention": document_attention}
+    return {"loss_document": sums["document"] / n_tokens, "loss_causal": sums["causal"] / n_tokens,
+            "tokens": n_tokens}
 
 
 def compute_step0_reference(spec: dict[str, Any]) -> dict[str, Any]:
@@ -282,7 +284,10 @@ def compute_step0_reference(spec: dict[str, Any]) -> dict[str, Any]:
     finally:
         if own_group:
             dist.destroy_process_group()
-    ref = hf_reference_loss(Path(spec["hf_dir"]), samples, document_attention=not transformer_engine_available())
+    ref = hf_reference_loss(Path(spec["hf_dir"]), samples)
+    # The local spec (no TE) applies reset_attention_mask's per-document mask; with TE the
+    # fused causal kernel is expected to ignore it. The gate accepts either and reports which.
+    ref["expected_attention"] = "causal" if transformer_engine_available() else "document"
     ref["batch_digest"] = batch_digest(samples)
     _write_json(Path(spec["train_dir"]) / "step0_reference.json", ref)
     return ref
@@ -462,7 +467,8 @@ def run_training(spec: dict[str, Any], done_path: Path, metrics_path: Path,
     gate_path = train_dir / "step0_gate.json"
     if not gate_path.is_file() and not spec.get("random_init"):
         ref = compute_step0_reference(spec)
-        print(f"train: step-0 HF reference loss {ref['loss']:.6f} over {ref['tokens']:.0f} tokens", flush=True)
+        print(f"train: step-0 HF reference loss {ref['loss_document']:.6f} (per-document attention) / "
+              f"{ref['loss_causal']:.6f} (causal over the packed sample) over {ref['tokens']:.0f} tokens", flush=True)
     elif spec.get("random_init") and not (train_dir / "step0_reference.json").is_file():
         compute_step0_reference(spec)
     rc = launch_worker(spec, env_extra)
