@@ -71,9 +71,10 @@ def make_plan(target: str, configfile: str | Path = DEFAULT_CONFIG, full: bool =
         if rule == "train":
             gpu_hours += gpu_hours_per_train_job(config, job.wildcards.family)
     order = [r for r in RULE_ORDER if r in counts] + sorted(set(counts) - set(RULE_ORDER))
+    shown = Path(configfile).resolve()
     return {
         "target": target,
-        "configfile": str(configfile),
+        "configfile": str(shown.relative_to(REPO_ROOT)) if shown.is_relative_to(REPO_ROOT) else str(configfile),
         "full": full,
         "jobs": {rule: counts[rule] for rule in order},
         "bytes": {rule: bytes_by_rule[rule] for rule in order},
