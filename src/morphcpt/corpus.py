@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from morphcpt.errors import MorphcptError
+from morphcpt.fileio import sha256_file, write_json_atomic
 
 BAD_LINE_KINDS = ("malformed_json", "missing_text", "non_string_text", "empty_text", "invalid_utf8")
 ON_BAD_LINE = ("error", "skip")
@@ -168,13 +169,6 @@ class _HashingReader:
         return iter(self.readline, b"")
 
 
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
 
 def list_raw_files(path: str | Path) -> list[Path]:
     """A raw file, or every raw file under a folder (recursively, in sorted path order)."""
@@ -192,14 +186,6 @@ def list_raw_files(path: str | Path) -> list[Path]:
 
 
 # -- manifests ------------------------------------------------------------------------------------
-
-def _write_json_atomic(path: str | Path, data: dict[str, Any]) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
-    tmp.replace(path)
-
 
 def read_manifest(path: str | Path) -> dict[str, Any]:
     path = Path(path)
@@ -250,7 +236,7 @@ def download_corpus(corpus: dict[str, Any], manifest_path: str | Path, log=print
         log(f"raw file {entry['path']}: {entry['bytes']} bytes, sha256 {entry['sha256']}")
         entries.append(entry)
     manifest = {"version": MANIFEST_VERSION, **origin, "files": entries}
-    _write_json_atomic(manifest_path, manifest)
+    write_json_atomic(manifest_path, manifest)
     log(f"wrote {manifest_path}: {len(entries)} raw files, {sum(e['bytes'] for e in entries)} bytes")
     return manifest
 
@@ -363,7 +349,7 @@ def split_chunks(manifest_path: str | Path, chunk_paths: list[str | Path], chunk
     chunks_manifest = {"version": MANIFEST_VERSION, "raw_manifest": str(manifest_path),
                        "raw_sha256": [e["sha256"] for e in manifest["files"]], "records": n_records,
                        "on_bad_line": on_bad_line, "chunks": entries}
-    _write_json_atomic(chunks_manifest_path, chunks_manifest)
+    write_json_atomic(chunks_manifest_path, chunks_manifest)
     for entry in entries:
         log(f"{entry['path']}: {entry['records']} records, bad lines {entry['bad_lines'] or 'none'}, sha256 {entry['sha256']}")
     return chunks_manifest

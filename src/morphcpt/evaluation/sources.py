@@ -17,7 +17,6 @@ Sources per benchmark (config `evaluation.benchmarks.<name>.source`):
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from morphcpt.errors import MorphcptError
+from morphcpt.fileio import sha256_file
 from morphcpt.evaluation import generators
 from morphcpt.evaluation.items import normalize_rows, read_source_rows, write_items
 
@@ -73,13 +73,6 @@ SOURCES_OF = {
     "multi_digit_addition": ("generated", "pacute-bench", "local"),
 }
 
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def sources_manifest_path(items_path: str | Path) -> Path:

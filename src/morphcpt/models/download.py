@@ -8,7 +8,6 @@ written anywhere.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from morphcpt.errors import MorphcptError
+from morphcpt.fileio import sha256_file
 
 # Only what the later stages need: weights as safetensors, configs, tokenizer files.
 HF_ALLOW_PATTERNS = ["*.safetensors", "*.safetensors.index.json", "config.json", "generation_config.json",
@@ -24,13 +24,6 @@ HF_ALLOW_PATTERNS = ["*.safetensors", "*.safetensors.index.json", "config.json",
                      "added_tokens.json"]
 MANIFEST_NAME = "manifest.json"
 
-
-def sha256_file(path: Path, block: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(block):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def write_manifest(model_dir: Path, info: dict[str, Any]) -> Path:

@@ -8,7 +8,6 @@ norm-name trap of DESIGN §11) would then go unnoticed.
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 from pathlib import Path

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from morphcpt.errors import MorphcptError
+from morphcpt.fileio import write_json_atomic
 
 SIDECAR_KEYS = ("tokenizer_fingerprint", "vocab_size", "bos_id", "eos_id", "dtype", "mode", "params", "seed",
                 "chunk", "documents", "tokens_in", "tokens_out", "ratio", "counters", "code_version", "bad_lines")
@@ -68,14 +69,6 @@ def expected_lr(step: int, lr: float, min_lr: float, warmup_steps: int, max_step
 
 def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _write_json(path: Path, data: Any) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-    tmp.rename(path)
 
 
 def nemo_tokenizer_dir(nemo_dir: Path) -> Path:
@@ -169,7 +162,7 @@ def check_run_identity(spec: dict[str, Any]) -> None:
     else:
         for stale in ("metrics.jsonl", "step0_gate.json", "step0_reference.json"):
             (train_dir / stale).unlink(missing_ok=True)
-        _write_json(ident_path, ident)
+        write_json_atomic(ident_path, ident, sort_keys=True)
 
 
 # -- the recipe (worker side) -----------------------------------------------------------------------
@@ -289,7 +282,7 @@ def compute_step0_reference(spec: dict[str, Any]) -> dict[str, Any]:
     # fused causal kernel is expected to ignore it. The gate accepts either and reports which.
     ref["expected_attention"] = "causal" if transformer_engine_available() else "document"
     ref["batch_digest"] = batch_digest(samples)
-    _write_json(Path(spec["train_dir"]) / "step0_reference.json", ref)
+    write_json_atomic(Path(spec["train_dir"]) / "step0_reference.json", ref, sort_keys=True)
     return ref
 
 
@@ -399,7 +392,7 @@ def launch_worker(spec: dict[str, Any], env_extra: dict[str, str] | None = None)
     import signal
 
     spec_path = Path(spec["train_dir"]) / "train_spec.json"
-    _write_json(spec_path, spec)
+    write_json_atomic(spec_path, spec, sort_keys=True)
     env = dict(os.environ)
     src = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "") if env.get("PYTHONPATH") else src
@@ -491,7 +484,7 @@ def run_training(spec: dict[str, Any], done_path: Path, metrics_path: Path,
     summary = {"family_arch": spec["arch"], "max_steps": max_steps, "step0_gate": gate, "steps": metrics,
                "training": spec["training"], "checkpoints": {str(k): str(v) for k, v in list_checkpoints(
                    Path(spec["checkpoint_dir"]), spec["training"]["global_batch_size"]).items()}}
-    _write_json(Path(metrics_path), summary)
+    write_json_atomic(Path(metrics_path), summary, sort_keys=True)
     Path(done_path).write_text(json.dumps({"max_steps": max_steps, "final_loss": metrics[-1]["loss"]}) + "\n")
     return summary
 
