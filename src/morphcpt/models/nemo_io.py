@@ -72,10 +72,20 @@ def scratch_cwd(where: Path):
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _replace_dir(tmp: Path, dest: Path) -> None:
-    if dest.exists():
-        shutil.rmtree(dest)
-    tmp.rename(dest)
+@contextlib.contextmanager
+def atomic_output_dir(out_dir: Path):
+    """Yield a path next to `out_dir` for a converter to write into (from a scratch cwd); it replaces
+    `out_dir` only when the block finishes, so a failed conversion never leaves a half folder."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    try:
+        with scratch_cwd(tmp):
+            yield tmp / "out"
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        (tmp / "out").rename(out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def import_nemo(hf_dir: Path, out_dir: Path, family: dict[str, Any]) -> Path:
@@ -85,15 +95,8 @@ def import_nemo(hf_dir: Path, out_dir: Path, family: dict[str, Any]) -> Path:
     from nemo.collections import llm
 
     hf_dir, out_dir = Path(hf_dir).resolve(), Path(out_dir).resolve()
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
-    try:
-        with scratch_cwd(tmp):
-            llm.import_ckpt(model=nemo_model_for(family), source=f"hf://{hf_dir}", output_path=tmp / "ckpt",
-                            overwrite=True)
-        _replace_dir(tmp / "ckpt", out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with atomic_output_dir(out_dir) as tmp_out:
+        llm.import_ckpt(model=nemo_model_for(family), source=f"hf://{hf_dir}", output_path=tmp_out, overwrite=True)
     tokenizer_dir = out_dir / "context" / "nemo_tokenizer"
     if not tokenizer_dir.is_dir():
         raise MorphcptError(f"{out_dir}: import wrote no context/nemo_tokenizer; the training data module needs it")
@@ -106,14 +109,8 @@ def export_hf(checkpoint: Path, out_dir: Path) -> Path:
     from nemo.collections import llm
 
     out_dir, checkpoint = Path(out_dir).resolve(), Path(checkpoint).resolve()
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
-    try:
-        with scratch_cwd(tmp):
-            llm.export_ckpt(path=checkpoint, target="hf", output_path=tmp / "hf", overwrite=True)
-        _replace_dir(tmp / "hf", out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with atomic_output_dir(out_dir) as tmp_out:
+        llm.export_ckpt(path=checkpoint, target="hf", output_path=tmp_out, overwrite=True)
     return out_dir
 
 
