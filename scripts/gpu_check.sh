@@ -97,6 +97,15 @@ if __name__ == "__main__":
     width = dict(hidden_size=64, intermediate_size=128, num_layers=2, num_heads=4, num_kv_heads=2) if smoke else \
         dict(hidden_size=512, intermediate_size=1536, num_layers=4, num_heads=8, num_kv_heads=4)
     hf = write_synthetic_model(out / "hf", arch="llama", seed=0, dtype="float32" if smoke else "bfloat16", **width)
+    def parity_passed(gate, rep):
+        status[gate] = True
+        print(f"GATE {gate.replace('_', ' ')}: PASS max|diff| {rep['max_abs_diff']:.3e} (logit scale "
+              f"{rep['logit_scale']:.1f}, argmax agreement {rep['argmax_agreement']:.3f})")
+
+    def parity_failed(gate, exc):
+        status[gate] = False
+        print(f"GATE {gate.replace('_', ' ')}: FAIL {exc}")
+
     stamp(f"tiny bf16 Llama at {hf}")
     nemo = import_nemo(hf, out / "nemo", {"arch": "llama"})
     stamp("imported")
@@ -104,12 +113,9 @@ if __name__ == "__main__":
         # bf16 weights and kernels on both sides: rounding only. Logits reach ~20 here, and bf16
         # keeps ~3 significant digits, so 0.25 is ~1% of the scale (fp32 on CPU gives ~1e-5).
         rep = import_parity(hf, nemo, BF16_MAX_ABS_DIFF, out / "nemo_parity.json", {"arch": "llama"})
-        status["import_parity"] = True
-        print(f"GATE import parity: PASS max|diff| {rep['max_abs_diff']:.3e} (logit scale {rep['logit_scale']:.1f}, "
-              f"argmax agreement {rep['argmax_agreement']:.3f})")
+        parity_passed("import_parity", rep)
     except MorphcptError as exc:
-        status["import_parity"] = False
-        print(f"GATE import parity: FAIL {exc}")
+        parity_failed("import_parity", exc)
 
     texts = tagalog_texts()
     half = len(texts) // 2
@@ -146,12 +152,9 @@ if __name__ == "__main__":
             rep = export_checkpoint(out / "train" / "checkpoints", 20, training["global_batch_size"],
                                     out / "export" / "step_20", hf, BF16_MAX_ABS_DIFF,
                                     out / "export" / "step_20.parity.json")
-            status["export_parity"] = True
-            print(f"GATE export parity: PASS max|diff| {rep['max_abs_diff']:.3e} (logit scale "
-                  f"{rep['logit_scale']:.1f}, argmax agreement {rep['argmax_agreement']:.3f})")
+            parity_passed("export_parity", rep)
         except MorphcptError as exc:
-            status["export_parity"] = False
-            print(f"GATE export parity: FAIL {exc}")
+            parity_failed("export_parity", exc)
     (out / "gpu_check.json").write_text(json.dumps(status, indent=1))
     stamp(f"gates: {status}")
     sys.exit(0 if status and all(status.values()) and len(status) == 3 else 1)
