@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.morphcpt-installed
 PYTEST_ARGS ?=
 
-.PHONY: setup test demo lint plan clean-demo
+.PHONY: setup test demo lint plan profile clean-demo
 
 setup: $(STAMP)
 
@@ -29,6 +29,9 @@ demo: setup
 
 lint: setup
 	$(BIN)/snakemake --lint
+
+profile: setup
+	$(BIN)/morphcpt install-profile slurm
 
 plan: setup
 	$(BIN)/morphcpt plan all_llama --full

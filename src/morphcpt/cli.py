@@ -15,6 +15,7 @@ from morphcpt.errors import MorphcptError
 # subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "plan": ("morphcpt.plan", "jobs per rule, storage and GPU-hours of a target (Snakemake dry run)"),
+    "install-profile": ("morphcpt.profile_setup", "link profiles/slurm where `snakemake --profile slurm` finds it"),
     "validate-config": ("morphcpt.config", "validate a config file against config/schema.yaml"),
     "config-reference": ("morphcpt.config_reference", "the config reference (Markdown) generated from the schema"),
     "segment": ("morphcpt.tokenization.cli", "tokenize a JSONL file with vanilla/stochastok/patok"),
