@@ -61,6 +61,12 @@ def pacute_rows(n_per_kind: int = 8, seed: int = 3) -> list[dict]:
                               "mcq_options": {"correct": "giipas", "incorrect1": "giipas", "incorrect2": "gipls", "incorrect3": "gpas"},
                               "choice1": "gipls", "choice2": "giipas", "choice3": "giipas", "choice4": "gpas"}],
                  "label": "C", "id": "manipulation_mcq_00000"})
+    for i, (w, gold, wrong) in enumerate([("bahay", "bbahay", ["bahay", "bahy"]), ("aklat", "aaklat", ["aklt", "klat"])], 1):
+        rows.append({"category": "manipulation", "subcategory": "duplication",
+                     "prompts": [{"text_en": f"Duplicate the 1st letter of '{w}'.", "text_tl": f"Ulitin ang unang titik ng '{w}'.",
+                                  "mcq_options": {"correct": gold, "incorrect1": wrong[0], "incorrect2": wrong[1]},
+                                  "choice1": wrong[0], "choice2": gold, "choice3": wrong[1]}],
+                     "label": "B", "id": f"manipulation_mcq_{i:05d}"})
     return rows
 
 
