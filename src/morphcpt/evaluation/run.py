@@ -355,6 +355,10 @@ def score_items(lm: Any, items: list[dict[str, Any]], benchmark: str, *, seed: i
     _name_callables(result.get("configs", {}))
     result["item_scores"] = _records(samples)
     result["summary"] = summarize(result, benchmark, plan, settings)
+    # lm-eval counts only the examples it adds; CUTE's prompts hold 4 of their own
+    for fmt, subtasks in plan.items():
+        for name in [group_name(benchmark, fmt)] + [task_name(benchmark, fmt, s) for s in subtasks]:
+            result["n-shot"][name] = settings[fmt]["n_shot"]["total"]
     result["prefix_pairs"] = prefix_pairs
     missing = [k for k in RESULT_SCHEMA_KEYS if k not in result]
     if missing:
