@@ -107,6 +107,9 @@ def test_normaliser_choice():
     assert answer_normalisers(_gen("pacute", "mapang-", "x", "inflected_affix_extraction")) == ("whitespace", "affix_hyphens")
     assert answer_normalisers(_gen("cute", "is Ben scared.", "swap_word")) == ("whitespace", "sentence")
     assert answer_normalisers(_gen("pacute", "GOYABIN", "manipulation", "uppercasing")) == ("whitespace",)
+    assert answer_normalisers(_gen("langgame", " no", "langgame")) == ("whitespace",)  # a word, not a verdict
+    assert answer_normalisers(_gen("hierarchical", "-aarag", "decomposition", "root_extraction")) == (
+        "whitespace", "affix_hyphens")
 
 
 def test_mcq_continuation_ends_with_the_terminator():

@@ -59,9 +59,10 @@ NORMALISERS: dict[str, tuple[str, Callable[[str], str]]] = {
                    lambda s: " ".join(s.split())),
     "integer": ("gold is an integer: trailing punctuation (`887.`) and a leading `+` are ignored",
                 lambda s: s.rstrip(TRAILING_PUNCT).strip().lstrip("+")),
-    "yes_no": ("gold is Yes/No: case-insensitive, trailing punctuation ignored",
+    "yes_no": ("CUTE's Yes/No golds: case-insensitive, trailing punctuation ignored",
                lambda s: s.rstrip(TRAILING_PUNCT).strip().casefold()),
-    "affix_hyphens": ("affix answers: hyphens (and spaces next to them) at either end are ignored, so "
+    "affix_hyphens": ("affix answers, and golds that start or end with a hyphen (hierarchical `-aarag` from "
+                      "`mag-aarag`): hyphens (and spaces next to them) at either end are ignored, so "
                       "`mapang` = `mapang-`; hyphens inside are kept",
                       lambda s: s.strip().strip("-").strip()),
     "sentence": ("CUTE word tasks: case-insensitive, curly quotes as straight ones, surrounding quotes "
@@ -125,7 +126,7 @@ def answer_normalisers(item: dict[str, Any]) -> tuple[str, ...]:
     names = ["whitespace"]
     if INTEGER.fullmatch(gold):
         names.append("integer")
-    elif gold.casefold() in YES_NO:
+    elif item["benchmark"] == "cute" and gold.casefold() in YES_NO:  # LangGame's `no` is a word option
         names.append("yes_no")
     elif item.get("subcategory") in AFFIX_SUBCATEGORIES or gold.startswith("-") or gold.endswith("-"):
         names.append("affix_hyphens")
