@@ -231,3 +231,18 @@ def test_a_gpu_job_without_cuda_fails_clearly(monkeypatch):
     with pytest.raises(MorphcptError, match=r"given 1 GPU\(s\) but torch .* sees no CUDA"):
         resolve_device(None, gpus=1)
     assert resolve_device(None, gpus=0) == "cpu"
+
+
+@pytest.mark.slow
+def test_prefix_pair_tokens_are_the_tokens_hflm_scores(tiny_model_dir):
+    """`continuation_tokens` (which the prefix-pair counts use) equals HFLM's own encoding of the pair."""
+    from morphcpt.evaluation.run import load_lm, tokenizer_encoder
+    from morphcpt.evaluation.scoring import continuation_tokens, mcq_continuation
+
+    lm, setup = load_lm(tiny_model_dir, device="cpu", batch_size="auto")
+    assert setup["dtype"] == "float32" and setup["batch_size"] == 8 and setup["max_length"] <= 2048
+    encode = tokenizer_encoder(lm)
+    for context, option in [("520+515=", "1035"), ("What is the root?\nAnswer:", "kain"),
+                            ("Spell it. Answer: ", "b a h a y"), ("Which?\nAnswer:", "is Ben scared.")]:
+        continuation = " " + mcq_continuation(option)
+        assert continuation_tokens(encode, context, continuation) == lm._encode_pair(context, continuation)[1]
