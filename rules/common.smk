@@ -3,6 +3,7 @@ from morphcpt.estimates import out_mb as _out_mb
 
 NEMO_ENV = "../envs/nemo.yaml"
 CPU_ENV = "../envs/cpu.yaml"
+EVAL_ENV = "../envs/eval.yaml"  # CUDA torch: the evaluate rule runs on GPUs
 NEMO_CONTAINER = config["nemo_container"]
 
 

@@ -1,6 +1,6 @@
 # Stage: benchmarks. Each benchmark is fetched from a pinned source (sha256-checked) or
 # generated with a seed, normalized to one item schema, then scored with lm-evaluation-harness
-# for the base model (mode "base", step 0) and every export. The normalizer, generator and
+# for the base model (mode "base", step 0) and every export, all benchmarks in one job per model. The normalizer, generator and
 # scoring code are inputs: editing them re-creates the items / re-scores what used them.
 from morphcpt.evaluation.sources import sources_manifest_path
 
@@ -45,28 +45,30 @@ rule fetch_benchmark:
 
 
 rule evaluate:
+    # one job per (family, mode, step): the model is loaded once and scores every benchmark
     input:
         unpack(lambda wc: layout.evaluated_model(wc.family, wc.eval_mode, wc.step)),
-        benchmark_items=layout.benchmark_items(),
-        sources=str(sources_manifest_path(layout.benchmark_items())),
+        benchmark_items=[layout.benchmark_items(b) for b in layout.benchmarks],
+        sources=[str(sources_manifest_path(layout.benchmark_items(b))) for b in layout.benchmarks],
         code=SCORING_SOURCES,
     output:
-        result=layout.evaluation(mode="{eval_mode}"),
+        results=[layout.evaluation(mode="{eval_mode}", benchmark=b) for b in layout.benchmarks],
     params:
-        # only what changes scores: adding a benchmark to the config must not rerun the others
+        benchmarks=layout.benchmarks,
+        # only what changes scores
         evaluation={
             k: config["evaluation"].get(k)
-            for k in ("seed", "batch_size", "max_gen_tokens", "limit")
+            for k in ("seed", "batch_size", "max_gen_tokens", "limit", "num_fewshot")
         },
     wildcard_constraints:
         eval_mode=layout.wildcard_constraints()["eval_mode"],
     log:
-        layout.log("evaluate", "{family}", "{eval_mode}", "step_{step}", "{benchmark}"),
+        layout.log("evaluate", "{family}", "{eval_mode}", "step_{step}"),
     threads: gpu_resources("evaluate")["cpus_per_task"]
     resources:
         **gpu_resources("evaluate"),
         out_mb=out_mb("evaluate"),
     conda:
-        CPU_ENV
+        EVAL_ENV
     script:
         "../workflow/scripts/evaluate.py"

@@ -61,6 +61,12 @@ def pacute_rows(n_per_kind: int = 8, seed: int = 3) -> list[dict]:
                               "mcq_options": {"correct": "giipas", "incorrect1": "giipas", "incorrect2": "gipls", "incorrect3": "gpas"},
                               "choice1": "gipls", "choice2": "giipas", "choice3": "giipas", "choice4": "gpas"}],
                  "label": "C", "id": "manipulation_mcq_00000"})
+    for i, (w, gold, wrong) in enumerate([("bahay", "bbahay", ["bahay", "bahy"]), ("aklat", "aaklat", ["aklt", "klat"])], 1):
+        rows.append({"category": "manipulation", "subcategory": "duplication",
+                     "prompts": [{"text_en": f"Duplicate the 1st letter of '{w}'.", "text_tl": f"Ulitin ang unang titik ng '{w}'.",
+                                  "mcq_options": {"correct": gold, "incorrect1": wrong[0], "incorrect2": wrong[1]},
+                                  "choice1": wrong[0], "choice2": gold, "choice3": wrong[1]}],
+                     "label": "B", "id": f"manipulation_mcq_{i:05d}"})
     return rows
 
 
@@ -127,20 +133,23 @@ def fake_score(family, mode, step, benchmark, fmt):
     return round(0.3 + fam + bump + step / 1000 + (0.01 if fmt == "gen" else 0.0) + len(benchmark) / 1000, 6)
 
 
-def write_fake_result(path, family, mode, step, benchmark, n=40):
-    results, n_samples = {}, {}
+def write_fake_result(path, family, mode, step, benchmark, n=40, subtasks=("a", "b")):
+    """A result JSON in the evaluate rule's format (summary of micro, macro and subtasks; no per-item
+    scores), every metric of a format at the fake score."""
+    summary = {}
     for fmt in ("mcq", "gen"):
-        task = f"morphcpt_{benchmark}_{fmt}"
         v = fake_score(family, mode, step, benchmark, fmt)
         se = math.sqrt(v * (1 - v) / (n - 1))
         if fmt == "mcq":
             metrics = {"acc": v, "acc_norm": v - 0.01, "acc_chance_corrected": (v - 0.25) / 0.75, "chance": 0.25}
         else:
-            metrics = {"exact_match": v, "prefix_match": v, "contains_match": v + 0.02}
-        results[task] = {"alias": task, **{f"{k},none": x for k, x in metrics.items()},
-                         **{f"{k}_stderr,none": (0.0 if k == "chance" else se) for k in metrics}}
-        n_samples[task] = {"original": n, "effective": n}
-    path.write_text(json.dumps({"results": results, "configs": {}, "versions": {}, "n-shot": {},
-                                "n-samples": n_samples, "config": {},
+            metrics = {"normalized_match": v, "exact_match": v - 0.02, "prefix_match": v, "contains_match": v + 0.02}
+        cells = {k: {"value": x, "stderr": 0.0 if k == "chance" else se} for k, x in metrics.items()}
+        summary[fmt] = {"primary_metric": "acc" if fmt == "mcq" else "normalized_match", "n": n,
+                        "n_shot": {"added": 3, "in_prompt": 0, "total": 3}, "max_gen_toks": None,
+                        "micro": cells, "macro": cells,
+                        "subtasks": {s: {"n": n // len(subtasks), **cells} for s in subtasks}}
+    path.write_text(json.dumps({"results": {}, "configs": {}, "versions": {}, "n-shot": {}, "n-samples": {},
+                                "config": {}, "summary": summary,
                                 "provenance": {"family": family, "mode": mode, "step": step, "benchmark": benchmark}}))
     return path

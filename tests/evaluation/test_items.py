@@ -220,3 +220,47 @@ def test_multiline_gold_answer_fails(tmp_path):
     rows[1]["answer"] = "two\nlines"
     with pytest.raises(MorphcptError, match=r"c\.jsonl:2: the gold answer spans lines"):
         normalize_file(write_jsonl(tmp_path / "c.jsonl", rows), "cute", seed=1)
+
+
+@pytest.mark.parametrize("benchmark, row, message", [
+    ("langgame", {"question": "", "answer": " a", "options": [" a", " b"], "id": "e1"}, "empty prompt"),
+    ("multi_digit_addition", {"question": "   ", "answer": "3", "id": "e2"}, "empty prompt"),
+    ("hierarchical", {"level": 0, "category": "recognition", "prompt_en": "Which?", "prompt_tl": "Alin?",
+                      "options": [], "answer": "a", "id": "e3"}, "empty list of options"),
+])
+def test_bad_benchmark_input_is_one_line_with_file_and_line_and_writes_nothing(tmp_path, capsys, benchmark, row,
+                                                                              message):
+    """Invalid UTF-8, an empty prompt, empty options: `file:line: ...` on one line, exit 1, no items."""
+    from morphcpt.cli import main
+    from morphcpt.evaluation.sources import fetch_benchmark
+
+    good = options_first_rows("langgame", 1)[0] if benchmark == "langgame" else None
+    path = write_jsonl(tmp_path / "bad.jsonl", ([good] if good else []) + [row])
+    line = 2 if good else 1
+    assert main(["benchmark-items", "--benchmark", benchmark, "--input", str(path)]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and f"bad.jsonl:{line}: " in err and message in err
+    items_path = tmp_path / "out" / f"{benchmark}.jsonl"
+    with pytest.raises(MorphcptError, match=rf"bad\.jsonl:{line}: .*{message}"):
+        fetch_benchmark(benchmark, {"source": "local", "local_path": str(path)}, 1, items_path)
+    assert not items_path.parent.exists() or not any(items_path.parent.iterdir())
+
+
+def test_invalid_utf8_names_file_line_and_byte(tmp_path, capsys):
+    from morphcpt.cli import main
+
+    good = json.dumps(options_first_rows("langgame", 1)[0]).encode()
+    path = tmp_path / "latin1.jsonl"
+    path.write_bytes(good + b"\n" + '{"question": "Alin ang tama? Answer:", "answer": " \u00f1", "id": "x"}'
+                     .encode("latin-1") + b"\n")
+    assert main(["benchmark-items", "--benchmark", "langgame", "--input", str(path)]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1
+    assert "latin1.jsonl:2: not valid UTF-8 (byte 0xf1" in err
+    items = tmp_path / "items.jsonl"
+    items.write_bytes(b'{"format": "gen"}\n\xff\n')
+    with pytest.raises(MorphcptError, match=r"items\.jsonl:1: item lacks"):
+        read_items(items)
+    items.write_bytes(b'\xff\n')
+    with pytest.raises(MorphcptError, match=r"items\.jsonl:1: not valid UTF-8"):
+        read_items(items)

@@ -9,7 +9,8 @@ import json
 import pytest
 
 from morphcpt.evaluation.items import normalize_file
-from morphcpt.evaluation.run import RESULT_SCHEMA_KEYS, evaluate_model, hash_model_dir, score_items, write_result
+from morphcpt.evaluation.run import (RESULT_SCHEMA_KEYS, evaluate_checkpoint, evaluate_model, hash_model_dir,
+                                     score_items, write_result)
 from morphcpt.evaluation.scoring import format_context
 from morphcpt.evaluation.sources import fetch_benchmark, sha256_file
 
@@ -62,17 +63,18 @@ def test_oracle_and_constant_models_through_lm_eval(normalized, benchmark):
     mcq = [it for it in items if it["format"] == "mcq"]
     gen = [it for it in items if it["format"] == "gen"]
     if mcq:
-        task = f"morphcpt_{benchmark}_mcq"
-        assert oracle["results"][task]["acc,none"] == 1.0
-        assert oracle["results"][task]["acc_norm,none"] == 1.0
+        o, c = oracle["summary"]["mcq"], constant["summary"]["mcq"]
+        assert o["micro"]["acc"]["value"] == 1.0 and o["macro"]["acc"]["value"] == 1.0
+        assert o["micro"]["acc_norm"]["value"] == 1.0
         chance = sum(1 / len(it["choices"]) for it in mcq) / len(mcq)
-        assert constant["results"][task]["acc,none"] == pytest.approx(chance, abs=1e-9)
-        assert constant["results"][task]["acc_chance_corrected,none"] == pytest.approx(0.0, abs=1e-9)
-        assert constant["n-samples"][task]["effective"] == len(mcq)
+        assert c["micro"]["acc"]["value"] == pytest.approx(chance, abs=1e-9)
+        assert c["micro"]["acc_chance_corrected"]["value"] == pytest.approx(0.0, abs=1e-9)
+        assert c["n"] == len(mcq) and sum(s["n"] for s in c["subtasks"].values()) == len(mcq)
+        assert oracle["results"][f"morphcpt_{benchmark}_mcq"]["acc,none"] == 1.0  # the lm-eval group
     if gen:
-        task = f"morphcpt_{benchmark}_gen"
-        assert oracle["results"][task]["exact_match,none"] == 1.0
-        assert constant["results"][task]["exact_match,none"] == 0.0
+        assert oracle["summary"]["gen"]["micro"]["normalized_match"]["value"] == 1.0
+        assert oracle["summary"]["gen"]["micro"]["exact_match"]["value"] == 1.0
+        assert constant["summary"]["gen"]["micro"]["normalized_match"]["value"] == 0.0
     assert {r["id"] for r in oracle["item_scores"]} == {it["id"] for it in items}
     json.dumps(oracle)  # serializable
     assert all(k in oracle for k in RESULT_SCHEMA_KEYS)
@@ -92,12 +94,13 @@ def benchmark_items(tmp_path_factory, source_files):
 
 @pytest.fixture(scope="module")
 def tiny_results(tmp_path_factory, tiny_model_dir, benchmark_items):
-    """The tiny model on all five benchmarks, 4 items per format."""
+    """The tiny model, loaded once, on all five benchmarks, 4 items per format, 1-shot."""
     root = tmp_path_factory.mktemp("results")
     results = {}
-    for b in BENCHMARKS:
-        res = evaluate_model(tiny_model_dir, benchmark_items[b], b, seed=7, batch_size=4, max_gen_tokens=4,
-                             limit=4, device="cpu", extra_provenance={"family": "tiny", "mode": "base", "step": 0})
+    scored = evaluate_checkpoint(tiny_model_dir, benchmark_items, seed=7, batch_size=4, max_gen_tokens=4,
+                                 num_fewshot={"mcq": 1, "gen": 1}, limit=4, device="cpu",
+                                 extra_provenance={"family": "tiny", "mode": "base", "step": 0})
+    for b, res in scored.items():
         write_result(res, root / f"{b}.json")
         results[b] = json.loads((root / f"{b}.json").read_text())
     return results
@@ -107,20 +110,30 @@ def tiny_results(tmp_path_factory, tiny_model_dir, benchmark_items):
 def test_tiny_model_produces_results_for_all_benchmarks(tiny_results, tiny_model_dir, benchmark_items):
     for b, res in tiny_results.items():
         assert all(k in res for k in RESULT_SCHEMA_KEYS), b
-        tasks = set(res["results"])
-        assert tasks == ({f"morphcpt_{b}_gen"} if b == "cute" else {f"morphcpt_{b}_mcq", f"morphcpt_{b}_gen"})
-        for task, metrics in res["results"].items():
-            assert res["n-samples"][task]["effective"] == 4
-            for key, value in metrics.items():
-                if key.split(",")[0] in ("acc", "acc_norm", "exact_match", "contains_match", "prefix_match"):
-                    assert 0.0 <= value <= 1.0
+        assert set(res["summary"]) == ({"gen"} if b == "cute" else {"mcq", "gen"})
+        assert {f"morphcpt_{b}_{f}" for f in res["summary"]} <= set(res["results"])  # the lm-eval groups
+        for fmt, s in res["summary"].items():
+            assert s["n"] == 4 and sum(x["n"] for x in s["subtasks"].values()) == 4
+            for cell in (s["micro"], s["macro"], *s["subtasks"].values()):
+                for key in ("acc", "acc_norm", "normalized_match", "exact_match", "contains_match"):
+                    if key in cell:
+                        assert 0.0 <= cell[key]["value"] <= 1.0
+        if "mcq" in res["summary"]:
+            assert res["prefix_pairs"]["items_with_terminator"] == 0
+        shots = {f: s["n_shot"] for f, s in res["summary"].items()}
+        assert all(v == ({"added": 0, "in_prompt": 4, "total": 4} if b == "cute" else {"added": 1, "in_prompt": 0, "total": 1})
+                   for v in shots.values())
+        for fmt, s in res["summary"].items():
+            if fmt == "gen":  # from the golds' token lengths, at most the cap of 4
+                assert all(1 <= v <= 4 for v in s["max_gen_toks"].values())
         prov = res["provenance"]
         assert prov["model"] == hash_model_dir(tiny_model_dir)
         assert prov["items_sha256"] == sha256_file(benchmark_items[b])
         assert prov["sources"]["items_sha256"] == prov["items_sha256"]
         assert prov["seeds"]["torch"] == 7 and prov["batch_size"] == 4
+        assert prov["dtype"] == "float32" and prov["device"] == "cpu"
         assert prov["packages"]["lm_eval"] == "0.4.13"
-        assert res["configs"][next(iter(tasks))]["process_results"].startswith("morphcpt.evaluation")
+        assert all(c["process_results"].startswith("morphcpt.evaluation") for c in res["configs"].values())
         for rec in res["item_scores"]:
             if rec["task"].endswith("_mcq"):
                 assert len(rec["prediction"]) >= 2  # one log-likelihood per choice
@@ -133,9 +146,10 @@ def test_cli_eval_is_deterministic(tmp_path, tiny_model_dir, benchmark_items, ti
     out = tmp_path / "hier.json"
     assert main(["eval", "--model", str(tiny_model_dir), "--benchmark", "hierarchical", "--items",
                  str(benchmark_items["hierarchical"]), "--output", str(out), "--seed", "7", "--batch-size", "4",
-                 "--max-gen-tokens", "4", "--limit", "4", "--device", "cpu"]) == 0
+                 "--max-gen-tokens", "4", "--limit", "4", "--device", "cpu", "--mcq-shots", "1",
+                 "--gen-shots", "1"]) == 0
     again = json.loads(out.read_text())
-    assert again["results"] == tiny_results["hierarchical"]["results"]
+    assert again["summary"] == tiny_results["hierarchical"]["summary"]
     assert again["item_scores"] == tiny_results["hierarchical"]["item_scores"]
 
 
@@ -177,3 +191,58 @@ def test_gemma2_is_scored_with_eager_attention(tmp_path, llama3_tokenizer_dir, b
     assert seen["attn"] == "eager"
     assert seen["first_id"] == 128000  # contexts start with BOS
     assert result["provenance"]["model_kwargs"] == {"add_bos_token": True, "attn_implementation": "eager"}
+
+
+def test_fewshot_examples_come_from_the_same_subtask_and_are_never_scored(normalized):
+    from morphcpt.evaluation.run import plan_tasks, subtask_of
+
+    items = normalized["hierarchical"]
+    plan = plan_tasks(items, "hierarchical", seed=3, num_fewshot={"mcq": 2, "gen": 1}, limit=None)
+    again = plan_tasks(items, "hierarchical", seed=3, num_fewshot={"mcq": 2, "gen": 1}, limit=None)
+    other = plan_tasks(items, "hierarchical", seed=4, num_fewshot={"mcq": 2, "gen": 1}, limit=None)
+    assert set(plan["mcq"]) == {f"level{lv}" for lv in range(6)}
+    for fmt, n in (("mcq", 2), ("gen", 1)):
+        for subtask, part in plan[fmt].items():
+            assert len(part["pool"]) == n
+            assert {subtask_of(it) for it in part["pool"] + part["docs"]} == {subtask}
+            assert not {it["id"] for it in part["pool"]} & {it["id"] for it in part["docs"]}
+            assert [it["id"] for it in part["pool"]] == [it["id"] for it in again[fmt][subtask]["pool"]]
+    assert any([it["id"] for it in plan["mcq"][s]["pool"]] != [it["id"] for it in other["mcq"][s]["pool"]]
+               for s in plan["mcq"])
+    scored = sum(len(p["docs"]) for f in plan for p in plan[f].values())
+    assert scored == len(items) - sum(len(p["pool"]) for f in plan for p in plan[f].values())
+
+
+def test_too_few_items_for_the_shots_is_an_error(normalized):
+    from morphcpt.errors import MorphcptError
+    from morphcpt.evaluation.run import plan_tasks
+
+    with pytest.raises(MorphcptError, match="too few for 500-shot"):
+        plan_tasks(normalized["hierarchical"], "hierarchical", seed=3, num_fewshot={"mcq": 500, "gen": 0}, limit=None)
+
+
+def test_a_gpu_job_without_cuda_fails_clearly(monkeypatch):
+    import torch
+
+    from morphcpt.errors import MorphcptError
+    from morphcpt.evaluation.run import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(MorphcptError, match=r"given 1 GPU\(s\) but torch .* sees no CUDA"):
+        resolve_device(None, gpus=1)
+    assert resolve_device(None, gpus=0) == "cpu"
+
+
+@pytest.mark.slow
+def test_prefix_pair_tokens_are_the_tokens_hflm_scores(tiny_model_dir):
+    """`continuation_tokens` (which the prefix-pair counts use) equals HFLM's own encoding of the pair."""
+    from morphcpt.evaluation.run import load_lm, tokenizer_encoder
+    from morphcpt.evaluation.scoring import continuation_tokens, mcq_continuation
+
+    lm, setup = load_lm(tiny_model_dir, device="cpu", batch_size="auto")
+    assert setup["dtype"] == "float32" and setup["batch_size"] == 8 and setup["max_length"] <= 2048
+    encode = tokenizer_encoder(lm)
+    for context, option in [("520+515=", "1035"), ("What is the root?\nAnswer:", "kain"),
+                            ("Spell it. Answer: ", "b a h a y"), ("Which?\nAnswer:", "is Ben scared.")]:
+        continuation = " " + mcq_continuation(option)
+        assert continuation_tokens(encode, context, continuation) == lm._encode_pair(context, continuation)[1]

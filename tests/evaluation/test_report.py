@@ -36,14 +36,21 @@ def family_reports(tmp_path_factory):
 def test_aggregate_table_has_every_point_with_stderr(family_reports):
     csv_path, md_path, png_path = family_reports[0]
     rows = read_csv_rows(csv_path)
-    # (base + 3 modes x 2 steps) x 2 benchmarks x (4 MCQ + 3 GEN metrics)
-    assert len(rows) == 7 * 2 * 7
+    # (base + 3 modes x 2 steps) x 2 benchmarks x (micro, macro, 2 subtasks) x (4 MCQ + 4 GEN metrics)
+    assert len(rows) == 7 * 2 * 4 * 8
     for r in rows:
-        if r["metric"] in ("acc", "exact_match"):
+        if r["metric"] in ("acc", "normalized_match"):
             assert r["value"] == pytest.approx(score("llama_x", r["mode"], r["step"], r["benchmark"], r["format"]))
-            assert r["stderr"] > 0
+            assert r["stderr"] > 0 and r["n_shot"] == "3"
+            if r["mode"] != "base":
+                base = score("llama_x", "base", 0, r["benchmark"], r["format"])
+                assert r["delta_base"] == pytest.approx(r["value"] - base)
+                assert r["delta_base_stderr"] > 0
+    assert {r["group"] for r in rows} == {"micro", "macro", "subtask:a", "subtask:b"}
     md = md_path.read_text()
-    assert "## pacute" in md and "## cute" in md and "| base | 0 |" in md and "±" in md
+    assert "## pacute MCQ (3-shot, n=40)" in md and "## cute GEN (3-shot, n=40)" in md
+    assert "| base | 0 |" in md and "±" in md and "## Protocol" in md and "a (n=20)" in md
+    assert "normalized_match macro" in md and "Δ base (micro)" in md
     assert png_path.read_bytes()[:8] == PNG_MAGIC
 
 
@@ -53,8 +60,9 @@ def test_compare_gains_over_vanilla(family_reports, tmp_path):
     with open(out[0]) as fh:
         rows = list(csv.DictReader(fh))
     assert {r["family"] for r in rows} == {"llama_x", "gemma_x"}
+    assert {r["group"] for r in rows} == {"micro", "macro"}
     for r in rows:
-        if r["metric"] in ("acc", "exact_match"):
+        if r["metric"] in ("acc", "normalized_match"):
             fam, mode, bench, fmt = r["family"], r["mode"], r["benchmark"], r["format"]
             assert int(r["step"]) == 30
             expected = score(fam, mode, 30, bench, fmt) - score(fam, "vanilla", 30, bench, fmt)
@@ -63,7 +71,7 @@ def test_compare_gains_over_vanilla(family_reports, tmp_path):
             if mode != "vanilla":
                 assert float(r["gain_stderr"]) > 0
     md = out[1].read_text()
-    assert "gemma_x patok" in md and "llama_x stochastok" in md and "(+0.070" in md
+    assert "gemma_x patok" in md and "llama_x stochastok" in md and "(+0.070" in md and "## Protocol" in md
     assert out[2].read_bytes()[:8] == PNG_MAGIC
 
 
@@ -89,11 +97,29 @@ def test_compare_fails_on_missing_final_step(tmp_path, family_reports):
         compare_families([csv_path], *[tmp_path / n for n in ("c.csv", "c.md", "c.png")])
 
 
-def _with_items(path, correct_ids, all_ids, task="morphcpt_cute_gen"):
+def _with_items(path, correct_ids, all_ids):
+    """Per-item GEN scores (subtask a: the first half of the ids, b: the rest) and the summary they give."""
+    import statistics
+
     data = json.loads(path.read_text())
-    data["item_scores"] = [{"id": i, "task": task, "exact_match": float(i in correct_ids), "prefix_match": 0.0,
-                            "contains_match": 0.0} for i in all_ids]
-    data["results"] = {task: data["results"][task]}
+    half = len(all_ids) // 2
+    sub = {i: ("a" if k < half else "b") for k, i in enumerate(all_ids)}
+    data["item_scores"] = [{"id": i, "format": "gen", "subtask": sub[i], "task": f"t_{sub[i]}",
+                            **{m: float(i in correct_ids) for m in ("normalized_match", "exact_match")},
+                            "prefix_match": 0.0, "contains_match": 0.0} for i in all_ids]
+
+    def cell(ids):
+        xs = [float(i in correct_ids) for i in ids]
+        return {"value": sum(xs) / len(xs), "stderr": statistics.stdev(xs) / math.sqrt(len(xs))}
+
+    gen = data["summary"]["gen"]
+    for m in ("normalized_match", "exact_match"):
+        gen["micro"][m] = cell(all_ids)
+        for s in ("a", "b"):
+            gen["subtasks"][s][m] = cell([i for i in all_ids if sub[i] == s])
+        gen["macro"][m] = {"value": (gen["subtasks"]["a"][m]["value"] + gen["subtasks"]["b"][m]["value"]) / 2,
+                           "stderr": math.nan}
+    data["summary"] = {"gen": gen}
     path.write_text(json.dumps(data))
     return path
 
@@ -107,16 +133,24 @@ def test_gain_stderr_is_paired_over_the_same_items(tmp_path):
              _with_items(write_result(tmp_path / "v.json", "f", "vanilla", 30, "cute"), vanilla_ok, ids),
              _with_items(write_result(tmp_path / "p.json", "f", "patok", 30, "cute"), patok_ok, ids)]
     rows = aggregate_family(paths, *[tmp_path / n for n in ("s.csv", "s.md", "s.png")], family="f")
-    row = next(r for r in rows if r["mode"] == "patok" and r["metric"] == "exact_match")
+    row = next(r for r in rows if r["mode"] == "patok" and r["metric"] == "exact_match" and r["group"] == "micro")
     diffs = [float(i in patok_ok) - float(i in vanilla_ok) for i in ids]
     assert row["gain_over_vanilla"] == pytest.approx(6 / 40)
     assert row["gain_stderr"] == pytest.approx(statistics.stdev(diffs) / math.sqrt(40))
     assert row["gain_stderr_kind"] == "paired"
     # the paired stderr is smaller than treating the runs as independent
     assert row["gain_stderr"] < math.sqrt(row["stderr"] ** 2 + next(
-        r for r in rows if r["mode"] == "vanilla" and r["metric"] == "exact_match")["stderr"] ** 2)
+        r for r in rows if r["mode"] == "vanilla" and r["metric"] == "exact_match" and r["group"] == "micro")["stderr"] ** 2)
+    # macro: the mean of the subtasks' paired gains (a: +0, b: +6/20), stderr sqrt(sum se^2)/2
+    macro = next(r for r in rows if r["mode"] == "patok" and r["metric"] == "exact_match" and r["group"] == "macro")
+    assert macro["gain_over_vanilla"] == pytest.approx((0 + 6 / 20) / 2)
+    sub_b = next(r for r in rows if r["mode"] == "patok" and r["metric"] == "exact_match" and r["group"] == "subtask:b")
+    assert sub_b["gain_over_vanilla"] == pytest.approx(6 / 20) and sub_b["gain_stderr_kind"] == "paired"
+    assert macro["gain_stderr"] == pytest.approx(sub_b["gain_stderr"] / 2)  # subtask a: no difference, se 0
+    # delta from base, paired: patok got 16 right, base none
+    assert row["delta_base"] == pytest.approx(16 / 40)
     out = compare_families([tmp_path / "s.csv"], *[tmp_path / n for n in ("c.csv", "c.md", "c.png")])
-    cmp_row = next(r for r in out if r["mode"] == "patok" and r["metric"] == "exact_match")
+    cmp_row = next(r for r in out if r["mode"] == "patok" and r["metric"] == "exact_match" and r["group"] == "micro")
     assert cmp_row["gain_stderr"] == pytest.approx(row["gain_stderr"]) and cmp_row["gain_stderr_kind"] == "paired"
 
     _with_items(paths[2], patok_ok, ids[:-1])

@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from morphcpt.evaluation.scoring import extract_answer, format_context, gen_metrics, mcq_metrics
+from morphcpt.evaluation.scoring import (answer_normalisers, extract_answer, format_context, gen_metrics,
+                                         item_metrics, mcq_continuation, mcq_metrics)
 
 
 def test_ties_are_never_broken_towards_index_0():
@@ -48,6 +49,7 @@ def test_equal_scores_give_exactly_chance(n_gold):
 ])
 def test_gen_metrics(generation, answer, exact, prefix, contains):
     m = gen_metrics(generation, answer)
+    assert m["normalized_match"] == m["exact_match"]  # whitespace-only normalisation: same on these
     assert (m["exact_match"], m["prefix_match"], m["contains_match"]) == (exact, prefix, contains)
 
 
@@ -59,3 +61,56 @@ def test_format_context():
     assert format_context("Spell out \"bahay\".") == "Spell out \"bahay\".\nAnswer:"
     assert format_context("[ a, b]. Which is longest? Answer:") == "[ a, b]. Which is longest? Answer:"
     assert format_context("295+592=") == "295+592="
+
+
+def _gen(benchmark, answer, category="c", subcategory=None):
+    return {"id": "x", "benchmark": benchmark, "format": "gen", "category": category, "subcategory": subcategory,
+            "level": None, "prompt": "p", "answer": answer}
+
+
+# Real answers of the public benchmarks (pacute-bench@dcab16b) and what a model plausibly writes.
+@pytest.mark.parametrize("item, generation, normalized, strict", [
+    # PACUTE affix extraction: 100 golds end in a hyphen
+    (_gen("pacute", "mapang-", "morphological_extraction", "inflected_affix_extraction"), " mapang", 1, 0),
+    (_gen("pacute", "naka-", "morphological_extraction", "inflected_affix_extraction"), " naka-", 1, 1),
+    (_gen("pacute", "naka-", "morphological_extraction", "inflected_affix_extraction"), " nag-", 0, 0),
+    (_gen("hierarchical", "in -an", "decomposition", "affix_identification_suffix"), " in-an", 0, 0),  # inner hyphen kept
+    # numbers: trailing punctuation
+    (_gen("multi_digit_addition", "887", "multi_digit_addition"), " 887.", 1, 0),
+    (_gen("multi_digit_addition", "887", "multi_digit_addition"), " 878", 0, 0),
+    (_gen("pacute", "10", "composition", "length_counting"), " 10", 1, 1),
+    # CUTE yes/no: case-insensitive
+    (_gen("cute", "Yes", "contains_char"), " yes", 1, 0),
+    (_gen("cute", "No", "contains_word"), ' "no"', 1, 0),
+    (_gen("cute", "No", "contains_word"), " Yes", 0, 0),
+    # CUTE word tasks: case and quotes of the sentence
+    (_gen("cute", "they both enjoyed their soup.", "del_word"), ' " They both enjoyed their soup. "', 1, 0),
+    (_gen("cute", "She decided to steal it collection when Lily wasn't looking.", "ins_word"),
+     " she decided to steal it collection when Lily wasn\u2019t looking.", 1, 0),
+    (_gen("cute", "is Ben scared.", "swap_word"), " Ben is scared.", 0, 0),
+    # case and diacritics are the task: kept
+    (_gen("pacute", "GOYABIN", "manipulation", "uppercasing"), " Goyabin", 0, 0),
+    (_gen("pacute", "siláng", "syllabification", "stress_disambiguation"), " silang", 0, 0),
+    (_gen("pacute", "siláng", "syllabification", "stress_disambiguation"), " sila\u0301ng", 1, 0),  # NFC-equal
+    (_gen("cute", "stattes", "ins_char"), " Stattes", 0, 0),
+    (_gen("cute", "i n d i v i d u a l", "spell"), " i n d i v i d u a l", 1, 1),
+    (_gen("cute", "i n d i v i d u a l", "spell"), " i  n d i v i d u a l", 1, 0),  # whitespace runs
+])
+def test_normalisers_on_real_answers(item, generation, normalized, strict):
+    m = item_metrics(item, generation)
+    assert (m["normalized_match"], m["exact_match"]) == (normalized, strict), answer_normalisers(item)
+
+
+def test_normaliser_choice():
+    assert answer_normalisers(_gen("multi_digit_addition", "1511")) == ("whitespace", "integer")
+    assert answer_normalisers(_gen("cute", "No", "contains_char")) == ("whitespace", "yes_no")
+    assert answer_normalisers(_gen("pacute", "mapang-", "x", "inflected_affix_extraction")) == ("whitespace", "affix_hyphens")
+    assert answer_normalisers(_gen("cute", "is Ben scared.", "swap_word")) == ("whitespace", "sentence")
+    assert answer_normalisers(_gen("pacute", "GOYABIN", "manipulation", "uppercasing")) == ("whitespace",)
+    assert answer_normalisers(_gen("langgame", " no", "langgame")) == ("whitespace",)  # a word, not a verdict
+    assert answer_normalisers(_gen("hierarchical", "-aarag", "decomposition", "root_extraction")) == (
+        "whitespace", "affix_hyphens")
+
+
+def test_mcq_continuation_ends_with_the_terminator():
+    assert mcq_continuation("103") == "103\n"

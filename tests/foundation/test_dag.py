@@ -46,7 +46,7 @@ def expected_jobs(n_families: int, stage: str) -> Counter:
     if stage in ("exports", "evals", "all"):
         jobs.update(export=n_families * MODES * STEPS)
     if stage in ("evals", "all"):
-        jobs.update(fetch_benchmark=BENCHMARKS, evaluate=n_families * (MODES * STEPS + 1) * BENCHMARKS)
+        jobs.update(fetch_benchmark=BENCHMARKS, evaluate=n_families * (MODES * STEPS + 1))  # one job per model, all benchmarks
     if stage == "all":
         jobs.update(aggregate=n_families)
     return +jobs
@@ -80,7 +80,7 @@ def test_plan_of_the_real_experiment_matches_hand_computed_values(repo_root, tmp
     plan = make_plan("all_llama", repo_root / "config" / "config.yaml", full=True, workdir=tmp_path)
     assert plan["jobs"] == {
         "download_model": 1, "import_nemo": 1, "import_parity": 1, "download_corpus": 1, "split_chunks": 1,
-        "tokenize": 60, "train": 3, "export": 15, "fetch_benchmark": 5, "evaluate": 80, "aggregate": 1,
+        "tokenize": 60, "train": 3, "export": 15, "fetch_benchmark": 5, "evaluate": 16, "aggregate": 1,
     }
     params = 8.03e9
     per_checkpoint = params * 14
@@ -102,7 +102,7 @@ def test_plan_cli_json(repo_root):
     assert proc.returncode == 0, proc.stderr
     plan = json.loads(proc.stdout)
     assert set(plan) == {"jobs", "bytes", "total_bytes", "gpu_hours"}
-    assert plan["jobs"]["tokenize"] == 60 and plan["jobs"]["evaluate"] == 80 and plan["jobs"]["train"] == 3
+    assert plan["jobs"]["tokenize"] == 60 and plan["jobs"]["evaluate"] == 16 and plan["jobs"]["train"] == 3
 
 
 def test_plan_warns_about_an_unpinned_corpus(repo_root):

@@ -80,11 +80,12 @@ def read_source_rows(path: str | Path) -> Iterator[_Row]:
     path = Path(path)
     if not path.is_file():
         raise MorphcptError(f"{path}: benchmark file not found")
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            where = f"{path}:{lineno}"
+            line = decode_line(raw, where)
             if not line.strip():
                 continue
-            where = f"{path}:{lineno}"
             try:
                 data = json.loads(line)
             except json.JSONDecodeError as exc:
@@ -92,6 +93,20 @@ def read_source_rows(path: str | Path) -> Iterator[_Row]:
             if not isinstance(data, dict):
                 raise MorphcptError(f"{where}: expected a JSON object per line")
             yield _Row(data, where)
+
+
+def decode_line(raw: bytes, where: str) -> str:
+    """One line as UTF-8; otherwise a one-line error naming file:line and the byte."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MorphcptError(f"{where}: not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); "
+                            "re-save the file as UTF-8") from None
+
+
+def _check_prompt(row: _Row, prompt: Any) -> None:
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise row.fail("empty prompt: the model would be asked nothing; fix or remove the row")
 
 
 def _shuffle_rng(seed: int, benchmark: str, item_id: str) -> random.Random:
@@ -110,6 +125,9 @@ def make_mcq(row: _Row, *, benchmark: str, item_id: str, category: str, subcateg
     """An MCQ item: choices stripped, de-duplicated and shuffled; `gold` indexes `gold_text`.
     `show_choices`: the question refers to its options ("Which option ..."), so the prompt lists
     them (after shuffling); the model still scores each option's text as the continuation."""
+    _check_prompt(row, prompt)
+    if not choices:
+        raise row.fail("empty list of options: an MCQ item needs at least 2")
     cleaned = [c.strip() if isinstance(c, str) else c for c in choices]
     if any(not isinstance(c, str) or not c for c in cleaned):
         raise row.fail("every option must be a non-empty string")
@@ -129,6 +147,7 @@ def make_mcq(row: _Row, *, benchmark: str, item_id: str, category: str, subcateg
 
 def make_gen(row: _Row, *, benchmark: str, item_id: str, category: str, subcategory: str | None,
              level: int | None, prompt: str, answer: str) -> dict[str, Any]:
+    _check_prompt(row, prompt)
     if not answer.strip():
         raise row.fail("empty gold answer")
     if "\n" in answer.strip():
@@ -251,8 +270,9 @@ def read_items(path: str | Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise MorphcptError(f"{path}: items file not found; create it with `morphcpt benchmark-items`")
     items = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            line = decode_line(raw, f"{path}:{lineno}")
             if line.strip():
                 try:
                     obj = json.loads(line)

@@ -1,30 +1,74 @@
-"""Per-item metrics and prompt formatting, shared by the lm-eval tasks and the tests.
+"""Per-item metrics, prompt formatting and answer normalisers, shared by the lm-eval tasks and tests.
 
-MCQ (log-likelihood of each choice as a continuation of the context):
-- `acc`: 1 if the gold choice has the unique highest log-likelihood; when k choices tie for the
+Prompt format: the item's prompt, then `Answer:` (unless the prompt already ends in an answer slot,
+LangGame's `Answer:` or addition's `=`), then ` ` and the answer, ended by a newline
+(`ANSWER_TERMINATOR`). Generation stops at that newline; few-shot examples are written the same way.
+
+MCQ (log-likelihood of each option as a continuation of the context):
+- every continuation is ` <option>\\n`: the terminator is scored as part of the option. Without it,
+  an option whose tokens are a prefix of another's (`12` vs `123`; with one token per digit, very
+  common) always beats the longer one: the longer one's log-likelihood is the shorter's plus
+  that of its extra tokens, which is negative. So such a gold always wins, or never. With the
+  terminator, the shorter option must also predict the end of the answer where the longer one
+  continues, so the two sequences differ at that token and neither can win or lose by length.
+- `acc`: 1 if the gold option has the unique highest log-likelihood; when k options tie for the
   highest and the gold is among them, 1/k (the expectation under a uniform tie-break). Ties are
   never broken towards index 0 (`np.argmax` would do exactly that).
-- `acc_norm`: the same on log-likelihood per character of the choice (lm-eval's acc_norm).
-- `acc_chance_corrected`: (acc - 1/n) / (1 - 1/n) per item, n = number of choices; 0 = chance.
+- `acc_norm`: the same on log-likelihood per character of the option (lm-eval's acc_norm).
+- `acc_chance_corrected`: (acc - 1/n) / (1 - 1/n) per item, n = number of options; 0 = chance.
 - `chance`: 1/n, so tables can show the chance rate of the very items scored.
-GEN (greedy generation up to a stop sequence):
-- the answer is extracted from the first line: surrounding whitespace and one pair of
-  surrounding quotes are removed (CUTE's few-shot answers are written `" word "`);
-- `exact_match` (primary): extracted answer == gold, case-sensitive;
-- `prefix_match`: the extracted answer starts with the gold; `contains_match`: the gold occurs
-  anywhere in the first line. Secondary metrics: the same for the base model and every export.
+GEN (greedy generation up to the terminator):
+- the answer is the first line with surrounding whitespace and one pair of surrounding quotes
+  removed (CUTE's in-prompt examples write answers as `" word "`);
+- `normalized_match` (primary): answer == gold after the item's normalisers (`NORMALISERS`,
+  chosen by `answer_normalisers`), applied to both sides;
+- `exact_match` (strict, secondary): answer == gold, case- and character-exact;
+- `prefix_match`: the answer starts with the gold; `contains_match`: the gold occurs anywhere in the
+  first line.
 """
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import re
+import unicodedata
+from typing import Any, Callable, Sequence
 
-STOP_SEQUENCES = ["\n"]
+ANSWER_TERMINATOR = "\n"
+STOP_SEQUENCES = [ANSWER_TERMINATOR]
+TARGET_DELIMITER = " "
 TIE_ATOL = 1e-6  # log-likelihoods closer than this count as tied (batching noise on identical scores)
 MCQ_METRICS = ("acc", "acc_norm", "acc_chance_corrected", "chance")
-GEN_METRICS = ("exact_match", "prefix_match", "contains_match")
-PRIMARY_METRIC = {"mcq": "acc", "gen": "exact_match"}
+GEN_METRICS = ("normalized_match", "exact_match", "prefix_match", "contains_match")
+PRIMARY_METRIC = {"mcq": "acc", "gen": "normalized_match"}
 QUOTE_PAIRS = {'"': '"', "'": "'", "\u201c": "\u201d", "\u2018": "\u2019", "`": "`"}
+CURLY_QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"', "\u2018": "'", "\u2019": "'"})
+INTEGER = re.compile(r"[+-]?\d+")
+TRAILING_PUNCT = ".,;:!?"
+YES_NO = ("yes", "no")
+# Subtasks whose gold is an affix written with hyphens (`mapang-`, `-an`, `in -an`): whether the
+# model writes the hyphen is convention, not knowledge of the affix.
+AFFIX_SUBCATEGORIES = ("inflected_affix_extraction", "affix_identification_prefix",
+                       "affix_identification_suffix", "affix_identification_infix")
+# CUTE's word-level tasks: the answer is a sentence; its golds lower-case the word after a deleted
+# sentence-initial word ("And they ..." -> "they ..."), so case is not what these tasks test.
+CUTE_WORD_TASKS = ("ins_word", "del_word", "sub_word", "swap_word")
+
+# name -> (what it does, function applied to both the answer and the gold)
+NORMALISERS: dict[str, tuple[str, Callable[[str], str]]] = {
+    "whitespace": ("runs of whitespace become one space (always applied)",
+                   lambda s: " ".join(s.split())),
+    "integer": ("gold is an integer: trailing punctuation (`887.`) and a leading `+` are ignored",
+                lambda s: s.rstrip(TRAILING_PUNCT).strip().lstrip("+")),
+    "yes_no": ("CUTE's Yes/No golds: case-insensitive, trailing punctuation ignored",
+               lambda s: s.rstrip(TRAILING_PUNCT).strip().casefold()),
+    "affix_hyphens": ("affix answers, and golds that start or end with a hyphen (hierarchical `-aarag` from "
+                      "`mag-aarag`): hyphens (and spaces next to them) at either end are ignored, so "
+                      "`mapang` = `mapang-`; hyphens inside are kept",
+                      lambda s: s.strip().strip("-").strip()),
+    "sentence": ("CUTE word tasks: case-insensitive, curly quotes as straight ones, surrounding quotes "
+                 "removed",
+                 lambda s: s.translate(CURLY_QUOTES).strip().strip("\"'").strip().casefold()),
+}
 
 
 def format_context(prompt: str) -> str:
@@ -34,6 +78,11 @@ def format_context(prompt: str) -> str:
     if text.endswith("Answer:") or text.endswith("="):
         return text
     return text + "\nAnswer:"
+
+
+def mcq_continuation(choice: str) -> str:
+    """An option as lm-eval scores it (after the target delimiter): the option and the terminator."""
+    return choice + ANSWER_TERMINATOR
 
 
 def tie_aware_accuracy(scores: Sequence[float], gold: int) -> float:
@@ -69,10 +118,35 @@ def extract_answer(generation: str) -> str:
     return text.strip()
 
 
-def gen_metrics(generation: str, answer: str) -> dict[str, float]:
+def answer_normalisers(item: dict[str, Any]) -> tuple[str, ...]:
+    """The normalisers of a GEN item, from its benchmark, subtask and gold. Case and diacritics are
+    kept everywhere else: PACUTE's uppercasing/lowercasing/diacritic tasks, stress marks, CUTE's
+    character tasks and spelling are about exactly those."""
+    gold = unicodedata.normalize("NFC", item["answer"].strip())
+    names = ["whitespace"]
+    if INTEGER.fullmatch(gold):
+        names.append("integer")
+    elif item["benchmark"] == "cute" and gold.casefold() in YES_NO:  # LangGame's `no` is a word option
+        names.append("yes_no")
+    elif item.get("subcategory") in AFFIX_SUBCATEGORIES or gold.startswith("-") or gold.endswith("-"):
+        names.append("affix_hyphens")
+    elif item["benchmark"] == "cute" and item.get("category") in CUTE_WORD_TASKS:
+        names.append("sentence")
+    return tuple(names)
+
+
+def normalise(text: str, names: Sequence[str]) -> str:
+    text = unicodedata.normalize("NFC", text)
+    for name in names:
+        text = NORMALISERS[name][1](text)
+    return text
+
+
+def gen_metrics(generation: str, answer: str, normalisers: Sequence[str] = ("whitespace",)) -> dict[str, float]:
     gold = answer.strip()
     extracted = extract_answer(generation)
-    return {"exact_match": float(extracted == gold), "prefix_match": float(extracted.startswith(gold)),
+    return {"normalized_match": float(normalise(extracted, normalisers) == normalise(gold, normalisers)),
+            "exact_match": float(extracted == gold), "prefix_match": float(extracted.startswith(gold)),
             "contains_match": float(gold in first_line(generation))}
 
 
@@ -81,4 +155,42 @@ def item_metrics(item: dict[str, Any], response: Any) -> dict[str, float]:
     choice for MCQ, the generated string for GEN."""
     if item["format"] == "mcq":
         return mcq_metrics([float(r[0]) for r in response], item["choices"], item["gold"])
-    return gen_metrics(response if isinstance(response, str) else response[0], item["answer"])
+    return gen_metrics(response if isinstance(response, str) else response[0], item["answer"],
+                       answer_normalisers(item))
+
+
+# -- token-prefix pairs -------------------------------------------------------------------------
+def continuation_tokens(encode: Callable[[str], list[int]], context: str, continuation: str) -> list[int]:
+    """The continuation's token ids exactly as lm-eval's HFLM scores them (`_encode_pair`): trailing
+    spaces of the context move to the continuation, the pair is encoded whole and the context's
+    tokens are cut off the front."""
+    n_spaces = len(context) - len(context.rstrip())
+    if n_spaces:
+        continuation = context[-n_spaces:] + continuation
+        context = context[:-n_spaces]
+    whole = encode(context + continuation)
+    return whole[len(encode(context)):]
+
+
+def has_prefix_pair(token_lists: Sequence[Sequence[int]]) -> bool:
+    """Whether one option's tokens are a prefix of (or equal to) another option's."""
+    seqs = [tuple(t) for t in token_lists]
+    return any(i != j and len(a) <= len(b) and b[: len(a)] == a
+               for i, a in enumerate(seqs) for j, b in enumerate(seqs))
+
+
+def count_prefix_pairs(items: Sequence[dict[str, Any]], encode: Callable[[str], list[int]]) -> dict[str, Any]:
+    """MCQ items in which one option's tokens are a prefix of another's, as the options would be
+    scored without the terminator and as they are scored with it (must be 0)."""
+    bare, terminated = [], []
+    for it in items:
+        if it["format"] != "mcq":
+            continue
+        context = format_context(it["prompt"])
+        if has_prefix_pair([continuation_tokens(encode, context, TARGET_DELIMITER + c) for c in it["choices"]]):
+            bare.append(it["id"])
+        if has_prefix_pair([continuation_tokens(encode, context, TARGET_DELIMITER + mcq_continuation(c))
+                            for c in it["choices"]]):
+            terminated.append(it["id"])
+    return {"items_without_terminator": len(bare), "items_with_terminator": len(terminated),
+            "ids_with_terminator": terminated}
