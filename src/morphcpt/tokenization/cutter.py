@@ -45,8 +45,10 @@ WORD_RE = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)*")
 SUFFIXES = ("han", "hin", "nan", "nin", "an", "in")
 MIN_ROOT = 3  # letters in a root candidate: two-letter "roots" (ba|ba, sa|an) are nearly always wrong
 MIN_STEM = 3  # letters left in the part after prefixes/infixes (before a suffix)
+MIN_CV_REDUP_ROOT = 4  # a CV reduplicant needs a root of >= 4 letters after it (pu|punta; not ba|bae, ti|tig)
 RATIO_LIMIT = 20  # a root must carry >= count(word)/RATIO_LIMIT occurrences in other forms
 MIN_WORD_COUNT = 20  # the lexicon keeps own counts of words at least this frequent
+CACHE_LIMIT = 1 << 18  # words kept in a cutter's cache
 NASAL_UNDO = {"m": ("p", "b"), "n": ("t", "s", "d"), "ng": ("k", "")}
 # consonant pairs a Tagalog root may start with (native ng, loans: braso, trabaho, tsismis, swerte, ...)
 ONSET_CLUSTERS = frozenset("bl br dr dy gr gw kl kr kw ky pl pr py sw sy tr ts tw".split())
@@ -146,7 +148,7 @@ def analyses(part: str, inventory: AffixInventory) -> list[Analysis]:
         redups: list[tuple[tuple[int, ...], int]] = [((), pos)]
         s = part[pos:]
         if len(s) >= 4:
-            if _consonant(s[0]) and _vowel(s[1]) and s[2:4] == s[:2]:
+            if _consonant(s[0]) and _vowel(s[1]) and s[2:4] == s[:2] and len(s) >= 2 + MIN_CV_REDUP_ROOT:
                 redups.append(((pos + 2,), pos + 2))  # CV: bu|buti
             elif _consonant(s[0]) and _vowel(s[1]) and s[2] == s[0] and len(s) >= 5 and _consonant(s[3]) and s[4] == s[1]:
                 redups.append(((pos + 2,), pos + 2))  # CCV: te|trese
@@ -230,15 +232,26 @@ def default_lexicon() -> RootLexicon:
 
 
 class Cutter:
-    """Morpheme cut points of words: rules (analyses) + root lexicon. Results are cached per word."""
+    """Morpheme cut points of words: rules (analyses) + root lexicon, cached per word."""
 
     def __init__(self, inventory: AffixInventory | None = None, lexicon: RootLexicon | None = None):
         self.inventory = inventory or default_inventory()
         self.lexicon = lexicon if lexicon is not None else default_lexicon()
-        self.part_cuts = lru_cache(maxsize=1 << 18)(self._part_cuts)
-        self.word_cuts = lru_cache(maxsize=1 << 18)(self._word_cuts)
+        self._cache: dict[str, tuple[int, ...]] = {}  # word -> cuts (words repeat: Zipf)
 
-    def _part_cuts(self, part: str) -> tuple[int, ...]:
+    def __getstate__(self):  # processors travel to worker processes: without the cache
+        return {**self.__dict__, "_cache": {}}
+
+    def word_cuts(self, word: str) -> tuple[int, ...]:
+        """Cut offsets (characters, 0 < cut < len(word)) in one word; a hyphen is cut on both sides."""
+        cuts = self._cache.get(word)
+        if cuts is None:
+            if len(self._cache) >= CACHE_LIMIT:
+                self._cache.clear()
+            cuts = self._cache[word] = self._word_cuts(word)
+        return cuts
+
+    def part_cuts(self, part: str) -> tuple[int, ...]:
         lower = part.lower()
         if len(lower) != len(part):
             return ()  # a case mapping that changes length would shift offsets
@@ -259,7 +272,6 @@ class Cutter:
         return best
 
     def _word_cuts(self, word: str) -> tuple[int, ...]:
-        """Cut offsets (characters, 0 < cut < len(word)) in one word; a hyphen is cut on both sides."""
         cuts: list[int] = []
         start = 0
         for index, part in enumerate(word.split("-")):
