@@ -10,7 +10,7 @@ import pytest
 
 from morphcpt.errors import MorphcptError
 from morphcpt.tokenization.cutter import (
-    LEXICON_PATH, Cutter, RootLexicon, analyses, build_lexicon, default_cutter, text_cuts,
+    LEXICON_PATH, Cutter, RootLexicon, analyses, build_lexicon, default_cutter, load_closed_class, text_cuts,
 )
 from morphcpt.tokenization.affixes import default_inventory
 from morphcpt.tokenization.tokstats import cutter_stats, read_gold_records
@@ -104,3 +104,13 @@ def test_cutter_meets_the_issue_targets_on_the_dev_gold_set():
     assert stats["cut_f1"] >= 0.88
     assert stats["false_cut_rate"] <= 0.03
     assert stats["monomorphemic_words"] >= 200
+
+
+def test_closed_class_words_are_never_cut_nor_their_linker_forms(tmp_path):
+    cutter = default_cutter()
+    for word in ("natin", "namin", "iyon", "kanila", "kanilang", "iyong", "paano"):
+        assert cutter.word_cuts(word) == (), word
+    bad = tmp_path / "closed.txt"
+    bad.write_text("# pronouns\nako\nIkaw siya\n")
+    with pytest.raises(MorphcptError, match=r"closed.txt:3: 'Ikaw siya' is not one lower-case word"):
+        load_closed_class(bad)

@@ -38,6 +38,7 @@ from morphcpt.errors import MorphcptError
 from morphcpt.tokenization.affixes import AffixInventory, default_inventory
 
 LEXICON_PATH = Path(__file__).with_name("root_lexicon.txt")
+CLOSED_CLASS_PATH = Path(__file__).with_name("closed_class_words.txt")
 LEXICON_VERSION = 1
 VOWELS = frozenset("aeiou")
 # a word: letters, hyphens only between letters (mag-aral, araw-araw)
@@ -45,7 +46,9 @@ WORD_RE = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)*")
 SUFFIXES = ("han", "hin", "nan", "nin", "an", "in")
 MIN_ROOT = 3  # letters in a root candidate: two-letter "roots" (ba|ba, sa|an) are nearly always wrong
 MIN_STEM = 3  # letters left in the part after prefixes/infixes (before a suffix)
-MIN_CV_REDUP_ROOT = 4  # a CV reduplicant needs a root of >= 4 letters after it (pu|punta; not ba|bae, ti|tig)
+MIN_ROOT_AFTER_I = 4  # i- takes roots of >= 4 letters (i|bigay, i|sulat; not i|tim, i|sip, i|log)
+MIN_CV_REDUP_ROOT = 4  # a CV reduplicant needs a root of >= 4 letters after it (pu|punta; not ba|bae, ti|tig|an)
+DEEPER_FRACTION = 0.5  # a deeper analysis wins if its root is this well attested next to the best one
 RATIO_LIMIT = 20  # a root must carry >= count(word)/RATIO_LIMIT occurrences in other forms
 MIN_WORD_COUNT = 20  # the lexicon keeps own counts of words at least this frequent
 CACHE_LIMIT = 1 << 18  # words kept in a cutter's cache
@@ -77,6 +80,8 @@ def plausible_root(root: str, inventory: AffixInventory) -> bool:
     """A root candidate: >= MIN_ROOT letters, not itself an affix, a Tagalog onset (ngalan, trabaho; not nta)."""
     if len(root) < MIN_ROOT or root in inventory.prefix_set or root in inventory.suffix_set:
         return False
+    if len(root) == MIN_ROOT and sum(ch in VOWELS for ch in root) < 2:
+        return False  # three-letter roots have two vowels (aga, ulo, tao); not nay, god, tig
     if _consonant(root[0]) and _consonant(root[1]):
         return (root[:2] == "ng" and _vowel(root[2])) or root[:2] in ONSET_CLUSTERS
     return True
@@ -92,6 +97,9 @@ def _suffix_roots(stem: str) -> list[str]:
         roots.append(stem[:-1] + "e")
     elif last == "r":
         roots.append(stem[:-1] + "d")
+    last_u = stem.rfind("u")
+    if last_u >= 0 and not any(ch in VOWELS for ch in stem[last_u + 1:]):
+        roots.append(stem[:last_u] + "o" + stem[last_u + 1:])  # putuk|an <- putok, tulung|an <- tulong
     if _consonant(last):
         if len(stem) >= 3 and _consonant(stem[-2]):
             roots.extend(stem[:-1] + v + last for v in "aiu")  # takp -> takip, tingn -> tingin
@@ -146,12 +154,15 @@ def analyses(part: str, inventory: AffixInventory) -> list[Analysis]:
         return out
     for pre_cuts, pos, infix_consonant, after_vowel in _prefix_options(part, inventory):
         redups: list[tuple[tuple[int, ...], int]] = [((), pos)]
+        cv_redup_at = -1  # where a CV/CCV reduplicant's root starts (it needs MIN_CV_REDUP_ROOT letters)
         s = part[pos:]
         if len(s) >= 4:
-            if _consonant(s[0]) and _vowel(s[1]) and s[2:4] == s[:2] and len(s) >= 2 + MIN_CV_REDUP_ROOT:
+            if _consonant(s[0]) and _vowel(s[1]) and s[2:4] == s[:2]:
                 redups.append(((pos + 2,), pos + 2))  # CV: bu|buti
+                cv_redup_at = pos + 2
             elif _consonant(s[0]) and _vowel(s[1]) and s[2] == s[0] and len(s) >= 5 and _consonant(s[3]) and s[4] == s[1]:
                 redups.append(((pos + 2,), pos + 2))  # CCV: te|trese
+                cv_redup_at = pos + 2
             if _vowel(s[0]) and s[1] == s[0]:
                 redups.append(((pos + 1,), pos + 1))  # V: a|alis
             if infix_consonant and _vowel(s[0]) and s[1:3] == infix_consonant + s[0]:
@@ -176,6 +187,10 @@ def analyses(part: str, inventory: AffixInventory) -> list[Analysis]:
                 roots = [r for b in bases for r in (_suffix_roots(b) if suffix else [b])]
                 cuts = head + ((end,) if suffix else ())
                 roots = [r for r in dict.fromkeys(roots) if plausible_root(r, inventory)]
+                if pre_cuts == (1,) and part[0] == "i":
+                    roots = [r for r in roots if len(r) >= MIN_ROOT_AFTER_I]
+                if core_start == cv_redup_at:
+                    roots = [r for r in roots if len(r) >= MIN_CV_REDUP_ROOT]
                 if roots:
                     weight = N_SUFFIX_WEIGHT if suffix in ("nan", "nin") else 1.0
                     if pre_cuts and part[:pre_cuts[0]] in HIDDEN_INFIX_PREFIXES:
@@ -223,7 +238,26 @@ class RootLexicon:
         own = self.counts.get(word, 0)
         if mass - own < max(1, own / RATIO_LIMIT):
             return 0
+        if forms <= self.roots.get(word, (0, 0))[0]:
+            return 0  # the word itself is the base of as many forms: it is a root (tingin, not ting|in)
         return self.counts.get(root, 0) + forms
+
+
+def load_closed_class(path: Path = CLOSED_CLASS_PATH) -> frozenset[str]:
+    """The words never cut (closed_class_words.txt: one lower-case word per line, # comments)."""
+    words = set()
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MorphcptError(f"{path}: cannot read the closed-class word list ({exc})") from exc
+    for line_no, raw in enumerate(lines, 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if not re.fullmatch(r"[a-zñ]+", line):
+            raise MorphcptError(f"{path}:{line_no}: {line!r} is not one lower-case word")
+        words.add(line)
+    return frozenset(words)
 
 
 @lru_cache(maxsize=1)
@@ -234,9 +268,11 @@ def default_lexicon() -> RootLexicon:
 class Cutter:
     """Morpheme cut points of words: rules (analyses) + root lexicon, cached per word."""
 
-    def __init__(self, inventory: AffixInventory | None = None, lexicon: RootLexicon | None = None):
+    def __init__(self, inventory: AffixInventory | None = None, lexicon: RootLexicon | None = None,
+                 closed_class: frozenset[str] | None = None):
         self.inventory = inventory or default_inventory()
         self.lexicon = lexicon if lexicon is not None else default_lexicon()
+        self.closed_class = closed_class if closed_class is not None else load_closed_class()
         self._cache: dict[str, tuple[int, ...]] = {}  # word -> cuts (words repeat: Zipf)
 
     def __getstate__(self):  # processors travel to worker processes: without the cache
@@ -255,21 +291,28 @@ class Cutter:
         lower = part.lower()
         if len(lower) != len(part):
             return ()  # a case mapping that changes length would shift offsets
+        if lower in self.closed_class:
+            return ()
         for linker in LINKERS:  # isang -> isa + ng: analyse the word before the linker
             base = lower[:-len(linker)]
-            if lower.endswith(linker) and len(base) > MIN_ROOT and (base[-1] in VOWELS) == (linker == "ng") \
-                    and self.lexicon.counts.get(base, 0) >= self.lexicon.counts.get(lower, 0) / RATIO_LIMIT > 0:
-                return self._best(base, lower)
+            if lower.endswith(linker) and len(base) >= 2 and (base[-1] in VOWELS) == (linker == "ng") and (
+                    base in self.closed_class
+                    or self.lexicon.counts.get(base, 0) >= self.lexicon.counts.get(lower, 0) / RATIO_LIMIT > 0):
+                return () if base in self.closed_class else self._best(base, lower)
         return self._best(lower, lower)
 
     def _best(self, part: str, word: str) -> tuple[int, ...]:
-        best, best_score = (), 0.0
+        scored = []
         for analysis in analyses(part, self.inventory):
             score = analysis.weight * max(self.lexicon.attestation(r, word) for r in analysis.roots)
-            # the best-attested root wins; on a tie, the analysis with more cuts
-            if score and (score, len(analysis.cuts)) > (best_score, len(best)):
-                best, best_score = analysis.cuts, score
-        return best
+            if score:
+                scored.append((score, analysis.cuts))
+        if not scored:
+            return ()
+        # the analysis with the most cuts among those nearly as well attested as the best one (a
+        # derived stem such as pagtulog is often better attested than its root tulog), then the best
+        top = max(score for score, _ in scored)
+        return max((len(cuts), score, cuts) for score, cuts in scored if score >= DEEPER_FRACTION * top)[2]
 
     def _word_cuts(self, word: str) -> tuple[int, ...]:
         cuts: list[int] = []
