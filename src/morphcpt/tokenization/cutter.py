@@ -43,6 +43,9 @@ LEXICON_VERSION = 1
 VOWELS = frozenset("aeiou")
 # a word: letters, hyphens only between letters (mag-aral, araw-araw)
 WORD_RE = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)*")
+# the words WORD_RE finds that can have cuts: hyphenated, or of >= MIN_STEM + 1 letters (a shorter
+# part has no analysis); skipping ang, ng, sa, mga saves most of Patok's per-word work
+CUTTABLE_WORD_RE = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)+|[^\W\d_]{4,}")
 SUFFIXES = ("han", "hin", "nan", "nin", "an", "in")
 MIN_ROOT = 3  # letters in a root candidate: two-letter "roots" (ba|ba, sa|an) are nearly always wrong
 MIN_STEM = 3  # letters left in the part after prefixes/infixes (before a suffix)
@@ -273,18 +276,18 @@ class Cutter:
         self.inventory = inventory or default_inventory()
         self.lexicon = lexicon if lexicon is not None else default_lexicon()
         self.closed_class = closed_class if closed_class is not None else load_closed_class()
-        self._cache: dict[str, tuple[int, ...]] = {}  # word -> cuts (words repeat: Zipf)
+        self.cache: dict[str, tuple[int, ...]] = {}  # word -> cuts (words repeat: Zipf); read it for speed
 
     def __getstate__(self):  # processors travel to worker processes: without the cache
-        return {**self.__dict__, "_cache": {}}
+        return {**self.__dict__, "cache": {}}
 
     def word_cuts(self, word: str) -> tuple[int, ...]:
         """Cut offsets (characters, 0 < cut < len(word)) in one word; a hyphen is cut on both sides."""
-        cuts = self._cache.get(word)
+        cuts = self.cache.get(word)
         if cuts is None:
-            if len(self._cache) >= CACHE_LIMIT:
-                self._cache.clear()
-            cuts = self._cache[word] = self._word_cuts(word)
+            if len(self.cache) >= CACHE_LIMIT:
+                self.cache.clear()
+            cuts = self.cache[word] = self._word_cuts(word)
         return cuts
 
     def part_cuts(self, part: str) -> tuple[int, ...]:

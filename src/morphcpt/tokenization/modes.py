@@ -30,7 +30,7 @@ import numpy as np
 from morphcpt.errors import MorphcptError
 from morphcpt.tokenization.adapter import SPECIAL, TokenizerAdapter
 from morphcpt.tokenization.affixes import affix_token_ids
-from morphcpt.tokenization.cutter import WORD_RE, Cutter, default_cutter, text_cuts
+from morphcpt.tokenization.cutter import CUTTABLE_WORD_RE, Cutter, default_cutter, text_cuts
 from morphcpt.tokenization.split_table import SplitTable, split_table_for
 
 MODES = ("vanilla", "stochastok", "patok")
@@ -209,13 +209,16 @@ class PatokProcessor:
     def _word_cuts_in(self, doc: bytes) -> list[tuple[int, int, tuple[int, ...]]]:
         """(byte start, byte end, cut byte offsets inside the word) of each word the cutter segments."""
         text = doc.decode("utf-8", errors="surrogateescape")  # one char per undecodable byte
-        ascii_only = len(text) == len(doc)
+        ascii_only = self._ascii = len(text) == len(doc)
         word_cuts = self.cutter.word_cuts
+        cached = self.cutter.cache.get
         found = []
         char_pos = byte_pos = 0
-        for match in WORD_RE.finditer(text):
+        for match in CUTTABLE_WORD_RE.finditer(text):
             word = match.group()
-            cuts = word_cuts(word)
+            cuts = cached(word)
+            if cuts is None:
+                cuts = word_cuts(word)
             if not cuts:
                 continue
             start = match.start()
@@ -238,6 +241,7 @@ class PatokProcessor:
             return [], _counters(0, 0, **extra)
         doc = self.adapter.decode_bytes(ids)
         words = self._word_cuts_in(doc)
+        ascii_only = self._ascii
         chosen = (rng.random(len(words)) < cut_prop).tolist() if words else []
         # Per-document arrays as Python lists: documents are short, and numpy's per-call overhead on
         # ~150-token documents costs more than the work.
@@ -255,10 +259,11 @@ class PatokProcessor:
                 continue  # a token shared with an earlier cut word, or a special token in the way
             b0 = byte_starts[s]
             region = doc[b0:byte_starts[e]]
-            try:
-                region.decode("utf-8")  # whole characters only (byte-level tokens can hold part of one)
-            except UnicodeDecodeError:
-                continue
+            if not ascii_only:
+                try:
+                    region.decode("utf-8")  # whole characters only (byte-level tokens can hold part of one)
+                except UnicodeDecodeError:
+                    continue
             new = self._resegment_region(region, tuple(w0 - b0 + c for c in cuts))
             out.extend(ids[done:s])
             out.extend(new)
