@@ -1,19 +1,26 @@
-"""`morphcpt tokstats`: tokenization quality of a mode against gold morpheme segmentations.
+"""`morphcpt tokstats`: tokenization quality of the modes, and of the affix cutter, against gold
+morpheme segmentations.
 
-Gold lines: `{"word": "nagluto", "boundaries": [3]}` (character offsets strictly inside the word).
+Gold lines: `{"word": "nagluto", "boundaries": [3]}` (character offsets strictly inside the word),
+optionally with `"kind"` (`monomorphemic` words are the cutter's false-cut test) and `"frequency"`
+(their occurrences in running text). The report, per tokenizer:
+- cutter: cut-point precision/recall/F1 of the cutter alone (character offsets, micro-averaged over
+  all words) and its false-cut rate: the share of occurrences of the monomorphemic words it cuts;
+- per mode (and for the ceiling: the gold pieces re-encoded by the tokenizer), over the
+  morphologically complex words (all words when no kinds are given):
+  - fertility: tokens per word;
+  - boundary precision/recall/F1: token boundaries strictly inside the word vs gold boundaries (in
+    bytes, so a boundary inside a multi-byte character is a false positive);
+  - affix_preservation: share of gold affix morphemes (a segment whose lower-case text is in the
+    affix inventory) that are exactly one token; affix_isolation: share whose both edges are token
+    boundaries (the affix may still be several tokens);
+  - length_ratio: tokens of the mode / canonical tokens of the whole gold document.
 Each word is tokenized as it appears in running text, after a space (`" " + word`, so Llama-3's
 `Ġ`-tokens and SentencePiece's `▁`-tokens are the ones measured); the space belongs to the word's
-first token. Metrics, micro-averaged over words:
-- fertility: tokens per word;
-- boundary precision/recall/F1: token boundaries strictly inside the word vs gold boundaries (in
-  bytes, so a boundary inside a multi-byte character is a false positive);
-- affix_preservation: share of gold affix morphemes (a segment whose lower-case text is in the
-  affix inventory) that are exactly one token; affix_isolation: share whose both edges are token
-  boundaries (the affix may still be several tokens).
-The words are tokenized together as one running document (" w1 w2 ..."), so a mode's per-document
-proportions (floor(p·n) attempts) act as they do on real text rather than on 3-token documents.
-Stochastic modes run once per seed (document_rng(seed, 0, 0)); the report gives the mean over
-seeds and each seed's values.
+first token. The words are tokenized together as one running document (" w1 w2 ..."), so a mode's
+per-document proportions act as they do on real text. Stochastic modes run once per seed
+(document_rng(seed, 0, 0)); the report gives the mean over seeds and each seed's values.
+`--targets` adds Patok with every word cut and checks issue 12's targets (exit 1 if one fails).
 """
 
 from __future__ import annotations
