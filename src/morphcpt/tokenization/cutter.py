@@ -18,12 +18,19 @@ its roots is attested in the root lexicon, and the best-attested accepted analys
 - one suffix `-an/-in/-han/-hin/-nan/-nin`; the stem before it may be syncopated (takp|an <- takip,
   tingn|an <- tingin), end in u/i for o/e (pusu|an <- puso) or r for d (tawar|an <- tawad), or have
   lost a final vowel (bil|hin <- bili).
+Root candidates must look like Tagalog roots (>= 3 letters, two vowels if 3, a valid onset: not
+nta, ngkat; >= 4 letters after i- and after a CV reduplicant) and not be affixes themselves.
 The lexicon (root_lexicon.txt, built by `build_lexicon` from pacute-bench's word frequencies) gives
 each candidate root the number of word forms of the frequency list that the same rules derive from
-it and their total count (`mass`), and each frequent word its own count. A root is attested when at
-least two forms carry it and the forms other than the word itself occur at least
-count(word) / RATIO_LIMIT times: a very frequent word whose "root" is rare (isang -> i + sang,
-kanyang -> ka + nyang) is a word of its own, not a derivation.
+it and their total count (`mass`), and each word its own count. A root is attested for a word when
+at least two forms carry it, more forms than carry the word itself as a root (tingin is a root, not
+ting + in), and the forms other than the word occur at least count(word) / RATIO_LIMIT times (a very
+frequent word whose "root" is rare, isang -> i + sang, is a word of its own). Its score is its own
+count plus its forms (times a weight that demotes -nan/-nin and pina-/kina- readings); among the
+analyses scoring at least DEEPER_FRACTION of the best, the one with the most cuts wins.
+Never cut: closed-class words (closed_class_words.txt) and a word + linker -ng/-g whose base is
+closed-class or frequent (kanilang, ibang: the base is analysed instead).
+Changing these rules changes the roots they derive: rebuild root_lexicon.txt with build_lexicon.
 """
 
 from __future__ import annotations
