@@ -206,10 +206,11 @@ class PatokProcessor:
         return [i for piece in self.cut_text(text) for i in self.adapter.encode(piece)]
 
     # -- the mode ---------------------------------------------------------------------------------
-    def _word_cuts_in(self, doc: bytes) -> list[tuple[int, int, tuple[int, ...]]]:
-        """(byte start, byte end, cut byte offsets inside the word) of each word the cutter segments."""
+    def _word_cuts_in(self, doc: bytes) -> tuple[list[tuple[int, int, tuple[int, ...]]], bool]:
+        """(byte start, byte end, cut byte offsets inside the word) of each word the cutter segments,
+        and whether doc is ASCII."""
         text = doc.decode("utf-8", errors="surrogateescape")  # one char per undecodable byte
-        ascii_only = self._ascii = len(text) == len(doc)
+        ascii_only = len(text) == len(doc)
         word_cuts = self.cutter.word_cuts
         cached = self.cutter.cache.get
         found = []
@@ -231,7 +232,7 @@ class PatokProcessor:
             for ch in word:
                 prefix_bytes.append(prefix_bytes[-1] + len(ch.encode("utf-8", errors="surrogateescape")))
             found.append((byte_pos, byte_pos + prefix_bytes[-1], tuple(prefix_bytes[c] for c in cuts)))
-        return found
+        return found, ascii_only
 
     def __call__(self, ids: list[int], rng: np.random.Generator) -> tuple[list[int], dict]:
         cut_prop, expand = self.params["cut_prop"], self.params["expand_prop"]
@@ -240,8 +241,7 @@ class PatokProcessor:
         if n == 0:
             return [], _counters(0, 0, **extra)
         doc = self.adapter.decode_bytes(ids)
-        words = self._word_cuts_in(doc)
-        ascii_only = self._ascii
+        words, ascii_only = self._word_cuts_in(doc)
         chosen = (rng.random(len(words)) < cut_prop).tolist() if words else []
         # Per-document arrays as Python lists: documents are short, and numpy's per-call overhead on
         # ~150-token documents costs more than the work.
