@@ -24,7 +24,7 @@ def test_real_config_is_valid_and_gets_defaults(repo_root):
     assert set(config["families"]) == {"llama31_8b", "gemma2_2b"}
     assert config["families"]["llama31_8b"]["nemo_config"] == "Llama31Config8B"
     assert config["corpus"]["chunks"] == 20
-    assert config["modes"]["patok"] == {"contract_prop": 0.3, "expand_prop": 0.3, "affix_awareness": 0.95}
+    assert config["modes"]["patok"] == {"cut_prop": 0.8, "expand_prop": 0.1}
     assert config["export"]["steps"] == [1000, 2000, 3000, 4000, 5000]
     # defaults are filled in from the schema
     assert config["plan"]["bytes_per_param_checkpoint"] == 14

@@ -88,8 +88,8 @@ def test_plan_of_the_real_experiment_matches_hand_computed_values(repo_root, tmp
     assert plan["bytes"]["train"] == pytest.approx(3 * 5 * per_checkpoint)
     assert plan["bytes"]["export"] == pytest.approx(15 * 2 * params)
     assert plan["bytes"]["import_nemo"] == pytest.approx(2 * params)
-    # shards: 2e9 tokens over 20 chunks, ratios 1.0/1.09/1.3, 4 B/token + 12 B per document (4e6 docs)
-    shard_bytes = 20 * sum((2e9 / 20) * r * 4 + (4e6 / 20) * 12 for r in (1.0, 1.09, 1.3))
+    # shards: 2e9 tokens over 20 chunks, ratios 1.0/1.09/1.12, 4 B/token + 12 B per document (4e6 docs)
+    shard_bytes = 20 * sum((2e9 / 20) * r * 4 + (4e6 / 20) * 12 for r in (1.0, 1.09, 1.12))
     assert plan["bytes"]["tokenize"] == pytest.approx(shard_bytes)
     assert plan["total_bytes"] == pytest.approx(sum(plan["bytes"].values()))
     tokens = 5000 * 64 * 512

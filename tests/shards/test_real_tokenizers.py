@@ -17,7 +17,7 @@ from morphcpt.errors import MorphcptError
 from morphcpt.shards import tokenize_chunk, verify_shard
 
 MODES = {"vanilla": {}, "stochastok": {"expand_prop": 0.1},
-         "patok": {"contract_prop": 0.3, "expand_prop": 0.3, "affix_awareness": 0.95}}
+         "patok": {"cut_prop": 0.8, "expand_prop": 0.1}}
 SEED = 7
 
 

@@ -1,19 +1,11 @@
-"""Affix inventory, affix tokens and affix cuts; the hand-checked Patok examples."""
+"""Affix inventory and affix tokens; the hand-checked Patok re-segmentations."""
 
 from __future__ import annotations
 
 import pytest
 
 from morphcpt.errors import MorphcptError
-from morphcpt.tokenization.affixes import (
-    INVENTORY_PATH, affix_token_ids, default_inventory, load_inventory, text_cuts, word_cuts,
-)
-
-
-def split_word(word):
-    cuts = word_cuts(word, default_inventory())
-    bounds = [0, *cuts, len(word)]
-    return "+".join(word[a:b] for a, b in zip(bounds, bounds[1:]))
+from morphcpt.tokenization.affixes import INVENTORY_PATH, affix_token_ids, default_inventory, load_inventory
 
 
 def test_inventory_groups_and_comments():
@@ -35,25 +27,6 @@ def test_bad_inventory_names_the_line(tmp_path):
         load_inventory(bad)
 
 
-@pytest.mark.parametrize("word, expected", [
-    ("maganda", "ma+ganda"), ("kumain", "k+um+ain"), ("gaganda", "ga+ganda"), ("nagluto", "nag+luto"),
-    ("naglalaro", "nag+la+laro"), ("pinakamataas", "pinaka+mataas"), ("nakipagkita", "nakipag+kita"),
-    ("bumili", "b+um+ili"), ("umakyat", "um+akyat"), ("basahin", "basa+hin"), ("Nagluto", "Nag+luto"),
-    ("KUMAIN", "K+UM+AIN"), ("bumbero", "bumbero"), ("ang", "ang"), ("sa", "sa"),
-])
-def test_word_cuts(word, expected):
-    assert split_word(word) == expected
-
-
-def test_text_cuts_respect_window_edges():
-    inv = default_inventory()
-    assert text_cuts(" nagluto si", inv) == [4]
-    assert text_cuts("luto si", inv, before="g") == []  # the word started before the window
-    assert text_cuts(" kain", inv, after="") == []
-    assert text_cuts(" basahin", inv) == [5]
-    assert text_cuts(" basahin", inv, after="g") == []  # the word goes on after the window
-
-
 def test_affix_tokens_cover_space_marks_and_case(llama3_adapter, sp_adapter):
     a = llama3_adapter
     found = {a.token_bytes[i] for i in affix_token_ids(a.token_bytes, a.kinds, default_inventory())}
@@ -70,9 +43,9 @@ def test_affix_tokens_cover_space_marks_and_case(llama3_adapter, sp_adapter):
     ("nagluto", ["nag", "luto"]), (" nagluto", [" nag", "luto"]),
 ])
 def test_hand_checked_resegmentation(adapter, processors, word, pieces):
-    """With affix_awareness 1.0 the word is cut at its affixes and each piece re-encoded: the output
-    has a token boundary at every affix cut and equals the concatenated encodings of the pieces."""
-    proc = processors(adapter, "patok", {"affix_awareness": 1.0})
+    """The word is cut at its affixes and each piece re-encoded: the output has a token boundary at
+    every affix cut and equals the concatenated encodings of the pieces."""
+    proc = processors(adapter, "patok", {"cut_prop": 1.0})
     assert proc.cut_text(word) == pieces
     ids = proc.resegment(word)
     assert ids == [i for p in pieces for i in adapter.encode(p)]
@@ -86,6 +59,6 @@ def test_hand_checked_resegmentation(adapter, processors, word, pieces):
 
 
 def test_kumain_isolates_um_on_llama3(llama3_adapter, processors):
-    proc = processors(llama3_adapter, "patok", {"affix_awareness": 1.0})
+    proc = processors(llama3_adapter, "patok", {"cut_prop": 1.0})
     pieces = [llama3_adapter.token_bytes[i] for i in proc.resegment("kumain")]
     assert b"um" in pieces

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from itertools import accumulate
 from collections import Counter
 from types import SimpleNamespace
 
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 from morphcpt.errors import MorphcptError
 from morphcpt.tokenization import BYTE_FALLBACK, SPECIAL, SplitTable, document_rng, resolve_params
 from morphcpt.tokenization.affixes import default_inventory
+from morphcpt.tokenization.cutter import default_cutter, text_cuts
 from morphcpt.tokenization.modes import _Expander
 
 MODE_PARAMS = [
@@ -22,7 +24,7 @@ MODE_PARAMS = [
     ("stochastok", {"expand_prop": 0.1}),
     ("stochastok", {"expand_prop": 1.0}),
     ("patok", {}),
-    ("patok", {"contract_prop": 1.0, "expand_prop": 1.0, "affix_awareness": 0.5}),
+    ("patok", {"cut_prop": 1.0, "expand_prop": 1.0}),
 ]
 WORDS = ["nagluto", "kumain", "maganda", "gaganda", "naglalaro", "pinakamataas", "ang", "ng", "mga", "sa",
          "Bumili", "SINABI", "um", "in", "mag", "an", "hin", " ", "  ", ".", ",", "\n", "!", "\"", "-", "3,650",
@@ -213,7 +215,7 @@ def _spans(adapter, ids):
 
 
 def test_patok_expansion_never_splits_affix_tokens(adapter, processors, tagalog_docs):
-    proc = processors(adapter, "patok", {"contract_prop": 0.0, "expand_prop": 1.0})
+    proc = processors(adapter, "patok", {"cut_prop": 0.0, "expand_prop": 1.0})
     ids = adapter.encode(" ".join(tagalog_docs[:10]))
     affix_spans = {s for s in _spans(adapter, ids) if s[2] in proc.affix_ids}
     assert affix_spans
@@ -222,39 +224,81 @@ def test_patok_expansion_never_splits_affix_tokens(adapter, processors, tagalog_
     assert affix_spans <= _spans(adapter, out)
 
 
-def test_patok_preserves_affix_windows_at_full_awareness(adapter, processors, tagalog_docs):
-    proc = processors(adapter, "patok", {"contract_prop": 1.0, "expand_prop": 0.0, "affix_awareness": 1.0})
-    ids = adapter.encode(" ".join(tagalog_docs[:10]))
+def _byte_cuts(text):
+    """The cutter's cut points in text, as byte offsets."""
+    return {len(text[:c].encode("utf-8")) for c in text_cuts(text)}
+
+
+def _boundaries(adapter, ids):
+    return set(accumulate(len(adapter.token_bytes[i]) for i in ids))
+
+
+def test_patok_cuts_every_segmentable_word_at_cut_prop_one(adapter, processors, tagalog_docs):
+    proc = processors(adapter, "patok", {"cut_prop": 1.0, "expand_prop": 0.0})
+    text = " ".join(tagalog_docs[:10])
+    ids = adapter.encode(text)
     out, counters = proc(ids, document_rng(0, 0, 0))
-    assert counters["affix_preserved"] > 0 and counters["affix_splits"] > 0
-    affix_spans = {s for s in _spans(adapter, ids) if s[2] in proc.affix_ids}
-    assert affix_spans <= _spans(adapter, out)
+    cuts = _byte_cuts(text)
+    assert cuts and counters["words_cut"] == counters["words_segmentable"] > 0
+    assert counters["affix_splits"] == len(cuts)
+    assert cuts <= _boundaries(adapter, out)
+    assert adapter.decode_bytes(out) == text.encode("utf-8")
 
 
-def test_patok_without_awareness_makes_no_affix_moves(adapter, processors, tagalog_docs):
-    proc = processors(adapter, "patok", {"contract_prop": 1.0, "expand_prop": 0.0, "affix_awareness": 0.0})
-    ids = adapter.encode(" ".join(tagalog_docs[:10]))
-    out, counters = proc(ids, document_rng(0, 0, 0))
-    assert counters["affix_preserved"] == 0 and counters["affix_splits"] == 0
-    assert counters["windows_used"] > 0 and counters["windows"] == len(ids)
-    assert adapter.decode_bytes(out) == adapter.decode_bytes(ids)
-
-
-def test_patok_windows_lie_on_character_boundaries(llama3_adapter, processors):
-    """Byte-level tokens can be partial UTF-8: windows must not start or end inside a character."""
+def test_patok_cuts_each_word_with_probability_cut_prop(llama3_adapter, processors):
+    """Per word: a segmentable word comes out either canonical or cut at all its morpheme
+    boundaries (pieces re-encoded), and about cut_prop of the words are cut."""
     a = llama3_adapter
-    ids = a.encode("ñañaña 😀😀 日本語 " * 50)
-    assert any((a.token_bytes[i][0] & 0xC0) == 0x80 for i in ids)  # the input has partial-character tokens
-    proc = processors(a, "patok", {"contract_prop": 1.0, "expand_prop": 0.0, "affix_awareness": 0.0})
-    out, counters = proc(ids, document_rng(0, 0, 0))  # would raise on a window that is not valid UTF-8
-    assert counters["windows_used"] > 0
-    assert a.decode_bytes(out) == a.decode_bytes(ids)
+    words = ["kumain", "pinakamataas", "basahin", "magsumikap", "tumatakbo", "kinain", "sinabi", "mabubuti"]
+    occurrences = words * 60
+    text = "".join(" " + w for w in occurrences)
+    proc = processors(a, "patok", {"cut_prop": 0.3, "expand_prop": 0.0})
+    out, counters = proc(a.encode(text), document_rng(4, 0, 0))
+    assert counters["words_segmentable"] == len(occurrences)
+    boundaries = sorted(_boundaries(a, out))
+
+    def inside(bounds, lo, hi):
+        return {b - lo for b in bounds if lo < b < hi}
+
+    seen_cut = 0
+    start = 0
+    for word in occurrences:
+        end = start + 1 + len(word)
+        canonical = inside(_boundaries(a, a.encode(" " + word)), 0, 1 + len(word))
+        cut = inside(_boundaries(a, proc.resegment(" " + word)), 0, 1 + len(word))
+        assert cut != canonical  # every word here shows its cut
+        actual = inside(boundaries, start, end)
+        assert actual in (canonical, cut), word
+        seen_cut += actual == cut
+        start = end
+    assert seen_cut == counters["words_cut"]
+    n, p = len(occurrences), 0.3
+    assert abs(seen_cut - n * p) < 4 * (n * p * (1 - p)) ** 0.5
+
+
+def test_patok_at_cut_prop_zero_without_expansion_is_vanilla(adapter, processors, tagalog_docs):
+    proc = processors(adapter, "patok", {"cut_prop": 0.0, "expand_prop": 0.0})
+    ids = adapter.encode(" ".join(tagalog_docs[:10]))
+    out, counters = proc(ids, document_rng(0, 0, 0))
+    assert out == ids and counters["words_cut"] == 0 and counters["words_segmentable"] > 0
+
+
+def test_patok_cuts_land_on_the_right_bytes_after_multibyte_characters(adapter, processors):
+    """Word offsets are found in text, cuts are placed in bytes: non-ASCII text before a word must
+    not shift them; a word inside partial-character tokens is left alone, losslessly."""
+    text = "ñ kumain 😀 nagluto 日本語 pinakamataas ñañaña " * 20
+    ids = adapter.encode(text)
+    proc = processors(adapter, "patok", {"cut_prop": 1.0, "expand_prop": 0.0})
+    out, counters = proc(ids, document_rng(0, 0, 0))
+    assert adapter.decode_bytes(out) == text.encode("utf-8")
+    assert counters["words_cut"] == 60
+    assert _byte_cuts(text) <= _boundaries(adapter, out)
 
 
 # -- params and seeds -----------------------------------------------------------------------------
 
 def test_params_defaults_and_errors():
-    assert resolve_params("patok", {}) == {"contract_prop": 0.3, "expand_prop": 0.3, "affix_awareness": 0.95}
+    assert resolve_params("patok", {}) == {"cut_prop": 0.8, "expand_prop": 0.1}
     assert resolve_params("stochastok", None) == {"expand_prop": 0.1}
     assert resolve_params("stochastok", {"expand_prop": 0.25}) == {"expand_prop": 0.25}
     for mode, params, message in [
@@ -281,7 +325,7 @@ def test_document_rng_depends_on_its_integers_only():
 def test_expanded_ids_are_kept_not_retokenized(adapter, processors, tagalog_docs):
     """The trap: decoding expanded ids and re-tokenizing gives back the canonical ids (no effect)."""
     ids = adapter.encode(tagalog_docs[0])
-    for mode, params in [("stochastok", {"expand_prop": 0.5}), ("patok", {"expand_prop": 0.5, "contract_prop": 0.0})]:
+    for mode, params in [("stochastok", {"expand_prop": 0.5}), ("patok", {"expand_prop": 0.5, "cut_prop": 0.0})]:
         out, counters = processors(adapter, mode, params)(ids, document_rng(0, 0, 0))
         assert len(out) == len(ids) + counters["splits"] > len(ids)
         assert adapter.encode(adapter.decode_bytes(out).decode("utf-8")) == ids != out

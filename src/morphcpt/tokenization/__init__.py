@@ -1,7 +1,7 @@
 """Tokenization modes (vanilla, StochasTok, Patok) over HF fast tokenizers. See DESIGN §4.
 
     adapter = TokenizerAdapter.from_dir(path)
-    proc = make_processor(adapter, "patok", {"contract_prop": 0.3}, cache_dir=None)
+    proc = make_processor(adapter, "patok", {"cut_prop": 0.8}, cache_dir=None)
     out_ids, counters = proc(adapter.encode(text), document_rng(seed, chunk, doc_index))
 """
 

@@ -17,7 +17,8 @@ from pathlib import Path
 from morphcpt.errors import MorphcptError
 
 BATCH_DOCUMENTS = 256
-SUMMED_COUNTERS = ("tokens_in", "tokens_out", "attempts", "splits", "affix_splits", "affix_preserved")
+SUMMED_COUNTERS = ("tokens_in", "tokens_out", "attempts", "splits", "affix_splits", "affix_preserved",
+                   "words_segmentable", "words_cut")
 
 
 def parse_sets(pairs: list[str] | None) -> dict[str, float]:

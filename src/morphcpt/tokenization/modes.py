@@ -8,19 +8,20 @@ piece in place and appends the right one, O(1)), each remembering its original p
 byte offset inside that original token; one sort at the end restores document order. No list is
 rebuilt per attempt.
 
-Patok (DESIGN §4): floor(c·n) windows of k ∈ {2,3,4} adjacent canonical tokens (weights
-.35/.35/.30), each at a uniform start. A window is used only if it fits, holds no special token,
-starts and ends on character boundaries and does not overlap an earlier window (one draw per
-attempt, no retries: every attempt is counted, so the loop is bounded by floor(c·n)). A window that
-holds an affix token is left alone with probability a (affix tokens preserved); otherwise its text
-is, with probability a, cut at affix boundaries (affixes.text_cuts), and each piece is re-encoded
-with the base tokenizer (pieces are the window's own bytes, never decoded ids of a changed
-sequence). Then StochasTok with expand_prop e over the result, never splitting affix tokens.
+Patok: every word (letters, hyphens inside) that the cutter (cutter.py) segments is, with
+probability cut_prop and independently of other words, cut at its morpheme boundaries: the tokens
+covering the word are replaced by the encodings of its pieces, each piece the word's own bytes (with
+the whole tokens around it, e.g. the leading space of ` nagluto` stays on ` nag`), never decoded ids
+of a changed sequence. A word whose tokens hold a special token, part of a character, or a token
+already replaced is left alone. Then StochasTok with expand_prop over the result, never splitting
+affix tokens (affixes.affix_token_ids). One uniform draw per segmentable word, then the expansion's
+draws: the output is a function of (ids, seed, chunk, document index) only.
 """
 
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, bisect_right
 from itertools import accumulate
 from pathlib import Path
 
@@ -28,19 +29,16 @@ import numpy as np
 
 from morphcpt.errors import MorphcptError
 from morphcpt.tokenization.adapter import SPECIAL, TokenizerAdapter
-from morphcpt.tokenization.affixes import WORD_RE, AffixInventory, affix_token_ids, default_inventory, text_cuts
+from morphcpt.tokenization.affixes import affix_token_ids
+from morphcpt.tokenization.cutter import CUTTABLE_WORD_RE, Cutter, default_cutter, text_cuts
 from morphcpt.tokenization.split_table import SplitTable, split_table_for
 
 MODES = ("vanilla", "stochastok", "patok")
 DEFAULT_PARAMS: dict[str, dict[str, float]] = {
     "vanilla": {},
     "stochastok": {"expand_prop": 0.1},
-    "patok": {"contract_prop": 0.3, "expand_prop": 0.3, "affix_awareness": 0.95},
+    "patok": {"cut_prop": 0.8, "expand_prop": 0.1},
 }
-WINDOW_SIZES = np.array([2, 3, 4])
-WINDOW_WEIGHTS = np.array([0.35, 0.35, 0.30])
-WINDOW_CUMULATIVE = np.cumsum(WINDOW_WEIGHTS)[:-1]  # size index = number of these below a uniform draw
-_ONES = b"\x01" * int(WINDOW_SIZES.max())
 _PIECE_CACHE_LIMIT = 200_000
 
 
@@ -67,28 +65,6 @@ def resolve_params(mode: str, params: dict | None) -> dict[str, float]:
             raise MorphcptError(f"mode {mode}: parameter {key}={value!r} must be a number in [0, 1]")
         resolved[key] = float(value)
     return resolved
-
-
-def _letter_before(doc: bytes, pos: int) -> bool:
-    """Whether the character ending at byte pos of doc is a letter (a word goes on to the left)."""
-    if pos == 0:
-        return False
-    byte = doc[pos - 1]
-    if byte < 0x80:
-        return chr(byte).isalpha()
-    ch = doc[max(0, pos - 4):pos].decode("utf-8", errors="ignore")[-1:]
-    return bool(ch) and WORD_RE.match(ch) is not None
-
-
-def _letter_after(doc: bytes, pos: int) -> bool:
-    """Whether the character starting at byte pos of doc is a letter (a word goes on to the right)."""
-    if pos >= len(doc):
-        return False
-    byte = doc[pos]
-    if byte < 0x80:
-        return chr(byte).isalpha()
-    ch = doc[pos:pos + 4].decode("utf-8", errors="ignore")[:1]
-    return bool(ch) and WORD_RE.match(ch) is not None
 
 
 def _counters(n_in: int, n_out: int, **extra) -> dict:
@@ -176,130 +152,130 @@ class StochasTokProcessor:
 
 
 class PatokProcessor:
+    """Patok: each word the cutter segments is, with probability cut_prop, cut at its morpheme
+    boundaries (pieces re-encoded from the word's own bytes); then StochasTok over the result,
+    never splitting affix tokens."""
+
     mode = "patok"
 
-    def __init__(self, adapter: TokenizerAdapter, params: dict, table: SplitTable, inventory: AffixInventory | None = None):
+    def __init__(self, adapter: TokenizerAdapter, params: dict, table: SplitTable, cutter: Cutter | None = None):
         self.adapter, self.params, self.table = adapter, params, table
-        self.inventory = inventory or default_inventory()
+        self.cutter = cutter or default_cutter()
+        self.inventory = self.cutter.inventory
         self.affix_ids = affix_token_ids(adapter.token_bytes, adapter.kinds, self.inventory)
         self.expand = _Expander(adapter, table, forbidden=self.affix_ids)
         self.length_list = [len(b) for b in adapter.token_bytes]
         self.special_flags = [int(k == SPECIAL) for k in adapter.kinds]
         self.special_set = frozenset(i for i, flag in enumerate(self.special_flags) if flag)
         self.affix_flags = [int(i in self.affix_ids) for i in range(adapter.vocab_size)]
-        self._piece_cache: dict[str, list[int]] = {}
-        # window text (+ whether letters touch it) -> (ids, cuts): pure functions of their keys
-        self._window_cache: dict[tuple, tuple[list[int], int]] = {}
+        self._piece_cache: dict[bytes, list[int]] = {}
+        # (region bytes, cut offsets in it) -> new ids: a pure function of its key
+        self._region_cache: dict[tuple[bytes, tuple[int, ...]], list[int]] = {}
 
     # -- pieces -----------------------------------------------------------------------------------
-    def _encode_pieces(self, pieces: list[str]) -> list[list[int]]:
-        cache = self._piece_cache
-        missing = list(dict.fromkeys(p for p in pieces if p not in cache))
-        if missing:
-            if len(cache) + len(missing) > _PIECE_CACHE_LIMIT:
-                cache.clear()
-            encode = self.adapter.encode  # one call per piece: cheaper than a thread-pool batch for few short pieces
-            for piece in missing:
-                cache[piece] = encode(piece)
-        return [cache[p] for p in pieces]
+    def _encode_piece(self, piece: bytes) -> list[int]:
+        ids = self._piece_cache.get(piece)
+        if ids is None:
+            if len(self._piece_cache) > _PIECE_CACHE_LIMIT:
+                self._piece_cache.clear()
+            ids = self._piece_cache[piece] = self.adapter.encode(piece.decode("utf-8"))
+        return ids
 
-    def cut_text(self, text: str, before: str = "", after: str = "") -> list[str]:
-        """The window text cut at affix boundaries (what happens with probability affix_awareness)."""
-        cuts = text_cuts(text, self.inventory, before, after)
-        if not cuts:
-            return [text]
+    def _resegment_region(self, region: bytes, cuts: tuple[int, ...]) -> list[int]:
+        """Ids of region (the bytes of whole tokens) cut at byte offsets cuts, each piece re-encoded."""
+        key = (region, cuts)
+        new = self._region_cache.get(key)
+        if new is None:
+            bounds = [0, *cuts, len(region)]
+            new = [i for a, b in zip(bounds, bounds[1:]) for i in self._encode_piece(region[a:b])]
+            if self.adapter.decode_bytes(new) != region:
+                raise MorphcptError(f"{self.adapter.source}: re-encoding {region!r} changed its bytes (tokenizer normalizes text?)")
+            if len(self._region_cache) > _PIECE_CACHE_LIMIT:
+                self._region_cache.clear()
+            self._region_cache[key] = new
+        return new
+
+    def cut_text(self, text: str) -> list[str]:
+        """Text cut at the morpheme boundaries of every word the cutter segments (cut_prop 1)."""
+        cuts = text_cuts(text, self.cutter)
         bounds = [0, *cuts, len(text)]
         return [text[a:b] for a, b in zip(bounds, bounds[1:]) if b > a]
 
-    def _resegment_window(self, text: str, letter_before: bool | None, letter_after: bool | None) -> tuple[list[int], int]:
-        """(new ids, affix cuts made) for a window; letter_before None means: no affix cuts."""
-        if letter_before is None:
-            pieces = [text]
-        else:
-            pieces = self.cut_text(text, "a" if letter_before else "", "a" if letter_after else "")
-        new = [i for piece_ids in self._encode_pieces(pieces) for i in piece_ids]
-        if self.adapter.decode_bytes(new) != text.encode("utf-8"):
-            raise MorphcptError(f"{self.adapter.source}: re-encoding {text!r} changed its bytes (tokenizer normalizes text?)")
-        return new, len(pieces) - 1
-
-    def resegment(self, text: str, before: str = "", after: str = "") -> list[int]:
-        """Ids of text cut at affix boundaries, each piece encoded by the base tokenizer."""
-        return [i for piece_ids in self._encode_pieces(self.cut_text(text, before, after)) for i in piece_ids]
+    def resegment(self, text: str) -> list[int]:
+        """Ids of text with every segmentable word cut at its morpheme boundaries, pieces re-encoded."""
+        return [i for piece in self.cut_text(text) for i in self.adapter.encode(piece)]
 
     # -- the mode ---------------------------------------------------------------------------------
+    def _word_cuts_in(self, doc: bytes) -> tuple[list[tuple[int, int, tuple[int, ...]]], bool]:
+        """(byte start, byte end, cut byte offsets inside the word) of each word the cutter segments,
+        and whether doc is ASCII."""
+        text = doc.decode("utf-8", errors="surrogateescape")  # one char per undecodable byte
+        ascii_only = len(text) == len(doc)
+        word_cuts = self.cutter.word_cuts
+        cached = self.cutter.cache.get
+        found = []
+        char_pos = byte_pos = 0
+        for match in CUTTABLE_WORD_RE.finditer(text):
+            word = match.group()
+            cuts = cached(word)
+            if cuts is None:
+                cuts = word_cuts(word)
+            if not cuts:
+                continue
+            start = match.start()
+            if ascii_only:
+                found.append((start, match.end(), cuts))
+                continue
+            byte_pos += len(text[char_pos:start].encode("utf-8", errors="surrogateescape"))
+            char_pos = start
+            prefix_bytes = [0]
+            for ch in word:
+                prefix_bytes.append(prefix_bytes[-1] + len(ch.encode("utf-8", errors="surrogateescape")))
+            found.append((byte_pos, byte_pos + prefix_bytes[-1], tuple(prefix_bytes[c] for c in cuts)))
+        return found, ascii_only
+
     def __call__(self, ids: list[int], rng: np.random.Generator) -> tuple[list[int], dict]:
-        contract, expand, awareness = (self.params[k] for k in ("contract_prop", "expand_prop", "affix_awareness"))
+        cut_prop, expand = self.params["cut_prop"], self.params["expand_prop"]
         n = len(ids)
-        windows = math.floor(contract * n)
-        extra = {"windows": windows, "windows_used": 0, "windows_changed": 0}
+        extra = {"words_segmentable": 0, "words_cut": 0}
         if n == 0:
             return [], _counters(0, 0, **extra)
+        doc = self.adapter.decode_bytes(ids)
+        words, ascii_only = self._word_cuts_in(doc)
+        chosen = (rng.random(len(words)) < cut_prop).tolist() if words else []
         # Per-document arrays as Python lists: documents are short, and numpy's per-call overhead on
         # ~150-token documents costs more than the work.
         byte_starts = [0, *accumulate(map(self.length_list.__getitem__, ids))]
-        doc = self.adapter.decode_bytes(ids)
-        doc_len = len(doc)
-        affix_cum = [0, *accumulate(map(self.affix_flags.__getitem__, ids))]
         special_cum = [0, *accumulate(map(self.special_flags.__getitem__, ids))] if not self.special_set.isdisjoint(ids) else None
-
-        window_starts = rng.integers(0, n, size=windows).tolist()
-        window_sizes = WINDOW_SIZES[np.searchsorted(WINDOW_CUMULATIVE, rng.random(windows), side="right")].tolist()
-        keep_affixes = (rng.random(windows) < awareness).tolist()
-        cut_affix_draws = (rng.random(windows) < awareness).tolist()
-
-        covered = bytearray(n)
-        preserved = affix_splits = used = 0
-        replacements: list[tuple[int, int, list[int]]] = []  # (start, end, new ids)
-        window_cache = self._window_cache
-        if len(window_cache) > _PIECE_CACHE_LIMIT:
-            window_cache.clear()
-        for s, size, keep, cut_affixes in zip(window_starts, window_sizes, keep_affixes, cut_affix_draws):
-            e = s + size
-            if e > n or covered.find(1, s, e) != -1:
-                continue
-            b0, b1 = byte_starts[s], byte_starts[e]
-            # both ends on character boundaries: no UTF-8 continuation byte right after them
-            if (b0 < doc_len and doc[b0] & 0xC0 == 0x80) or (b1 < doc_len and doc[b1] & 0xC0 == 0x80):
-                continue
-            if special_cum is not None and special_cum[e] != special_cum[s]:
-                continue
-            try:
-                # ids that are not one UTF-8 text (a special token inserted inside a character)
-                # pass the boundary test above but fail here: the window is skipped
-                text = doc[b0:b1].decode("utf-8")
-            except UnicodeDecodeError:
-                continue
-            covered[s:e] = _ONES[:size]
-            used += 1
-            affixes_inside = affix_cum[e] - affix_cum[s]
-            if affixes_inside and keep:
-                preserved += affixes_inside
-                continue
-            if cut_affixes:
-                key = (text, _letter_before(doc, b0), _letter_after(doc, b1))
-            else:
-                key = (text, None, None)  # no affix cuts: the window text is re-encoded whole
-            cached = window_cache.get(key)
-            if cached is None:
-                cached = window_cache[key] = self._resegment_window(*key)
-            new, cuts = cached
-            affix_splits += cuts
-            replacements.append((s, e, new))
-
         out: list[int] = []
-        prev = changed = 0
-        for s, e, new in sorted(replacements, key=lambda r: r[0]):
-            out.extend(ids[prev:s])
-            if new != ids[s:e]:
-                changed += 1
+        done = 0  # tokens before this index are in out
+        morph_cuts = words_cut = 0
+        for (w0, w1, cuts), take in zip(words, chosen):
+            if not take:
+                continue
+            s = bisect_right(byte_starts, w0) - 1  # token holding the word's first byte
+            e = bisect_left(byte_starts, w1)  # one past the token holding its last byte
+            if s < done or (special_cum is not None and special_cum[e] != special_cum[s]):
+                continue  # a token shared with an earlier cut word, or a special token in the way
+            b0 = byte_starts[s]
+            region = doc[b0:byte_starts[e]]
+            if not ascii_only:
+                try:
+                    region.decode("utf-8")  # whole characters only (byte-level tokens can hold part of one)
+                except UnicodeDecodeError:
+                    continue
+            new = self._resegment_region(region, tuple(w0 - b0 + c for c in cuts))
+            out.extend(ids[done:s])
             out.extend(new)
-            prev = e
-        out.extend(ids[prev:])
-
+            done = e
+            words_cut += 1
+            morph_cuts += len(cuts)
+        out.extend(ids[done:])
         expanded, attempts, splits = self.expand(out, expand, rng)
-        extra.update(windows_used=used, windows_changed=changed)
+        extra.update(words_segmentable=len(words), words_cut=words_cut)
+        preserved = sum(map(self.affix_flags.__getitem__, expanded))
         return expanded, _counters(n, len(expanded), attempts=attempts, splits=splits,
-                                   affix_splits=affix_splits, affix_preserved=preserved, **extra)
+                                   affix_splits=morph_cuts, affix_preserved=preserved, **extra)
 
 
 def default_cache_dir() -> Path:

@@ -1,19 +1,26 @@
-"""`morphcpt tokstats`: tokenization quality of a mode against gold morpheme segmentations.
+"""`morphcpt tokstats`: tokenization quality of the modes, and of the affix cutter, against gold
+morpheme segmentations.
 
-Gold lines: `{"word": "nagluto", "boundaries": [3]}` (character offsets strictly inside the word).
+Gold lines: `{"word": "nagluto", "boundaries": [3]}` (character offsets strictly inside the word),
+optionally with `"kind"` (`monomorphemic` words are the cutter's false-cut test) and `"frequency"`
+(their occurrences in running text). The report, per tokenizer:
+- cutter: cut-point precision/recall/F1 of the cutter alone (character offsets, micro-averaged over
+  all words) and its false-cut rate: the share of occurrences of the monomorphemic words it cuts;
+- per mode (and for the ceiling: the gold pieces re-encoded by the tokenizer), over the
+  morphologically complex words (all words when no kinds are given):
+  - fertility: tokens per word;
+  - boundary precision/recall/F1: token boundaries strictly inside the word vs gold boundaries (in
+    bytes, so a boundary inside a multi-byte character is a false positive);
+  - affix_preservation: share of gold affix morphemes (a segment whose lower-case text is in the
+    affix inventory) that are exactly one token; affix_isolation: share whose both edges are token
+    boundaries (the affix may still be several tokens);
+  - length_ratio: tokens of the mode / canonical tokens of the whole gold document.
 Each word is tokenized as it appears in running text, after a space (`" " + word`, so Llama-3's
 `Ġ`-tokens and SentencePiece's `▁`-tokens are the ones measured); the space belongs to the word's
-first token. Metrics, micro-averaged over words:
-- fertility: tokens per word;
-- boundary precision/recall/F1: token boundaries strictly inside the word vs gold boundaries (in
-  bytes, so a boundary inside a multi-byte character is a false positive);
-- affix_preservation: share of gold affix morphemes (a segment whose lower-case text is in the
-  affix inventory) that are exactly one token; affix_isolation: share whose both edges are token
-  boundaries (the affix may still be several tokens).
-The words are tokenized together as one running document (" w1 w2 ..."), so a mode's per-document
-proportions (floor(p·n) attempts) act as they do on real text rather than on 3-token documents.
-Stochastic modes run once per seed (document_rng(seed, 0, 0)); the report gives the mean over
-seeds and each seed's values.
+first token. The words are tokenized together as one running document (" w1 w2 ..."), so a mode's
+per-document proportions act as they do on real text. Stochastic modes run once per seed
+(document_rng(seed, 0, 0)); the report gives the mean over seeds and each seed's values.
+`--targets` adds Patok with every word cut and checks issue 12's targets (exit 1 if one fails).
 """
 
 from __future__ import annotations
@@ -30,6 +37,13 @@ METRICS = ("fertility", "boundary_precision", "boundary_recall", "boundary_f1", 
 
 
 def read_gold(path: Path) -> list[tuple[str, list[int]]]:
+    """(word, boundaries) per line; see read_gold_records for the optional kind and frequency."""
+    return [(r["word"], r["boundaries"]) for r in read_gold_records(path)]
+
+
+def read_gold_records(path: Path) -> list[dict]:
+    """Gold lines as dicts: word, boundaries, and optional kind (monomorphemic words are the
+    false-cut test) and frequency (occurrences in running text, weighting the false-cut rate)."""
     gold = []
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
@@ -46,7 +60,13 @@ def read_gold(path: Path) -> list[tuple[str, list[int]]]:
             raise MorphcptError(f"{path}:{line_no}: expected {{\"word\": str, \"boundaries\": [char offsets]}}")
         if not all(isinstance(b, int) and not isinstance(b, bool) and 0 < b < len(word) for b in bounds) or bounds != sorted(set(bounds)):
             raise MorphcptError(f"{path}:{line_no}: boundaries of {word!r} must be increasing offsets strictly inside the word (1..{len(word) - 1})")
-        gold.append((word, bounds))
+        kind = record.get("kind", "")
+        frequency = record.get("frequency", 1)
+        if not isinstance(kind, str) or isinstance(frequency, bool) or not isinstance(frequency, int) or frequency < 1:
+            raise MorphcptError(f"{path}:{line_no}: optional 'kind' must be a string and 'frequency' a positive integer")
+        if kind == "monomorphemic" and bounds:
+            raise MorphcptError(f"{path}:{line_no}: {word!r} is marked monomorphemic but has boundaries {bounds}")
+        gold.append({"word": word, "boundaries": bounds, "kind": kind, "frequency": frequency})
     if not gold:
         raise MorphcptError(f"{path}: no gold words")
     return gold
@@ -102,38 +122,153 @@ def score_document(adapter, ids: list[int], gold: list[tuple[str, list[int]]], w
     }
 
 
-def tokstats(adapter, mode: str, params: dict, gold, seeds: list[int], cache_dir=None) -> dict:
-    """Tokenize the gold words as one running document (" w1 w2 ...", each word's canonical ids
-    concatenated, so every word starts on a token boundary) and score each seed's tokenization."""
+def _gold_document(adapter, gold):
+    """Canonical ids of " w1 w2 ..." (each word's canonical ids concatenated, so every word starts on
+    a token boundary), each word's canonical ids, and each word's first byte in the document."""
+    canonical = adapter.encode_batch([" " + word for word, _ in gold])
+    lengths = [len(adapter.decode_bytes(ids)) for ids in canonical]
+    for (word, _), length in zip(gold, lengths):
+        if length != len(word.encode("utf-8")) + 1:
+            raise MorphcptError(f"tokens of {word!r} do not spell ' {word}' (tokenizer normalizes text?)")
+    word_starts = [start + 1 for start in accumulate([0, *lengths[:-1]])]  # after each word's space
+    return [i for ids in canonical for i in ids], canonical, word_starts
+
+
+def _scored(gold, word_starts, mask):
+    if mask is None:
+        return gold, word_starts
+    return [g for g, keep in zip(gold, mask) if keep], [w for w, keep in zip(word_starts, mask) if keep]
+
+
+def tokstats(adapter, mode: str, params: dict, gold, seeds: list[int], cache_dir=None, mask=None) -> dict:
+    """Tokenize the gold words as one running document and score each seed's tokenization (on the
+    words where mask is true, default all; the others are still part of the document)."""
     from morphcpt.tokenization.affixes import default_inventory
     from morphcpt.tokenization.modes import document_rng, make_processor
 
     proc = make_processor(adapter, mode, params, cache_dir=cache_dir)
-    canonical = adapter.encode_batch([" " + word for word, _ in gold])
-    doc_ids = [i for ids in canonical for i in ids]
-    lengths = [len(adapter.decode_bytes(ids)) for ids in canonical]
-    word_starts = [start + 1 for start in accumulate([0, *lengths[:-1]])]  # after each word's space
-    for (word, _), length in zip(gold, lengths):
-        if length != len(word.encode("utf-8")) + 1:
-            raise MorphcptError(f"tokens of {word!r} do not spell ' {word}' (tokenizer normalizes text?)")
+    doc_ids, _, word_starts = _gold_document(adapter, gold)
+    scored_gold, scored_starts = _scored(gold, word_starts, mask)
     forms = default_inventory().all_forms
     seeds = seeds if mode != "vanilla" else seeds[:1]
     per_seed = []
     for seed in seeds:
         out, _ = proc(doc_ids, document_rng(seed, 0, 0))
-        per_seed.append({"seed": seed, **score_document(adapter, out, gold, word_starts, forms)})
-    mean = {m: sum(s[m] for s in per_seed) / len(per_seed) for m in METRICS}
-    return {"mode": mode, "params": proc.params, "tokenizer_fingerprint": adapter.fingerprint, "words": len(gold),
-            "affixes": sum(1 for w, b in gold for a, c in zip([0, *b], [*b, len(w)]) if w[a:c].lower() in forms),
+        per_seed.append({"seed": seed, **score_document(adapter, out, scored_gold, scored_starts, forms),
+                         "length_ratio": len(out) / len(doc_ids)})
+    mean = {m: sum(s[m] for s in per_seed) / len(per_seed) for m in (*METRICS, "length_ratio")}
+    return {"mode": mode, "params": proc.params, "tokenizer_fingerprint": adapter.fingerprint, "words": len(scored_gold),
+            "affixes": sum(1 for w, b in scored_gold for a, c in zip([0, *b], [*b, len(w)]) if w[a:c].lower() in forms),
             "seeds": seeds, **mean, "per_seed": per_seed}
+
+
+def ceiling(adapter, gold, mask=None) -> dict:
+    """The same scores for the gold segmentation itself, each morpheme re-encoded by the tokenizer
+    (the best any cutter can do with this vocabulary: a root may still be several tokens)."""
+    from morphcpt.tokenization.affixes import default_inventory
+
+    doc_ids, _, word_starts = _gold_document(adapter, gold)
+    ids: list[int] = []
+    for word, bounds in gold:
+        edges = [0, *bounds, len(word)]
+        pieces = [word[a:b] for a, b in zip(edges, edges[1:])]
+        pieces[0] = " " + pieces[0]
+        ids.extend(i for piece in pieces for i in adapter.encode(piece))
+    scored_gold, scored_starts = _scored(gold, word_starts, mask)
+    scores = score_document(adapter, ids, scored_gold, scored_starts, default_inventory().all_forms)
+    return {**scores, "length_ratio": len(ids) / len(doc_ids)}
+
+
+def cutter_stats(records: list[dict], cutter=None) -> dict:
+    """The cutter alone on the gold words: cut-point precision/recall/F1 (character offsets, micro-
+    averaged over all words) and the false-cut rate: the share of occurrences (gold `frequency`) of
+    the monomorphemic words that it cuts at all."""
+    from morphcpt.tokenization.cutter import default_cutter
+
+    cutter = cutter or default_cutter()
+    tp = predicted = gold_total = 0
+    mono = mono_cut = 0
+    mono_words = 0
+    for record in records:
+        cuts = set(cutter.word_cuts(record["word"]))
+        gold = set(record["boundaries"])
+        tp += len(cuts & gold)
+        predicted += len(cuts)
+        gold_total += len(gold)
+        if record["kind"] == "monomorphemic":
+            mono_words += 1
+            mono += record["frequency"]
+            mono_cut += record["frequency"] if cuts else 0
+    precision = tp / predicted if predicted else 0.0
+    recall = tp / gold_total if gold_total else 0.0
+    return {"cut_precision": precision, "cut_recall": recall,
+            "cut_f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
+            "monomorphemic_words": mono_words, "monomorphemic_occurrences": mono,
+            "false_cut_rate": mono_cut / mono if mono else 0.0}
+
+
+# The issue-12 targets, checked by --targets: (label, where in the report, comparison, threshold)
+TARGETS = (
+    ("cutter cut-point F1", ("cutter", "cut_f1"), ">=", 0.88),
+    ("false cuts on monomorphemic occurrences", ("cutter", "false_cut_rate"), "<=", 0.03),
+    ("patok boundary F1 (default params)", ("modes", "patok", "boundary_f1"), ">=", 0.55),
+    ("patok boundary F1 (every word cut)", ("modes", "patok every word", "boundary_f1"), ">=", 0.65),
+)
+
+
+def report(adapter, records: list[dict], modes: dict[str, dict], seeds: list[int], cache_dir=None) -> dict:
+    """Cutter, ceiling and per-mode scores for one tokenizer. modes: label -> (mode, params).
+
+    All words form the running document; token-level scores are over the morphologically complex
+    words (every kind but monomorphemic: their token boundaries inside roots are the tokenizer's,
+    not the mode's, and they are the cutter's false-cut test instead)."""
+    gold = [(r["word"], r["boundaries"]) for r in records]
+    mask = [r["kind"] != "monomorphemic" for r in records]
+    return {"tokenizer": adapter.source, "tokenizer_fingerprint": adapter.fingerprint, "words": len(gold),
+            "scored_words": sum(mask), "cutter": cutter_stats(records), "ceiling": ceiling(adapter, gold, mask),
+            "modes": {label: tokstats(adapter, mode, params, gold, seeds, cache_dir, mask) for label, (mode, params) in modes.items()}}
+
+
+def check_targets(result: dict) -> list[tuple[str, float, str, float, bool]]:
+    checks = []
+    for label, path, op, threshold in TARGETS:
+        node = result
+        for key in path:
+            node = node.get(key) if isinstance(node, dict) else None
+        if node is None:
+            continue
+        checks.append((label, node, op, threshold, node >= threshold if op == ">=" else node <= threshold))
+    return checks
+
+
+def format_table(result: dict) -> str:
+    """The report as Markdown: one row per mode plus the ceiling, then the cutter's line."""
+    lines = [f"tokenizer: {result['tokenizer']} ({result['words']} gold words; token-level scores on the "
+             f"{result['scored_words']} morphologically complex ones)", "",
+             "| mode | boundary P | boundary R | boundary F1 | affix preservation | fertility | length ratio |",
+             "|---|---|---|---|---|---|---|"]
+    rows = [(label, stats) for label, stats in result["modes"].items()] + [("ceiling (gold cuts re-encoded)", result["ceiling"])]
+    for label, m in rows:
+        lines.append(f"| {label} | {m['boundary_precision']:.3f} | {m['boundary_recall']:.3f} | {m['boundary_f1']:.3f} "
+                     f"| {m['affix_preservation']:.3f} | {m['fertility']:.3f} | {m['length_ratio']:.3f} |")
+    c = result["cutter"]
+    lines += ["", f"cutter: cut-point P {c['cut_precision']:.3f} R {c['cut_recall']:.3f} F1 {c['cut_f1']:.3f}; "
+                  f"false cuts on {c['false_cut_rate']:.1%} of {c['monomorphemic_occurrences']:,} occurrences "
+                  f"of {c['monomorphemic_words']} monomorphemic words"]
+    return "\n".join(lines)
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--tokenizer", required=True, type=Path, help="HF fast-tokenizer folder")
-    parser.add_argument("--mode", required=True, choices=["vanilla", "stochastok", "patok"])
-    parser.add_argument("--gold", required=True, type=Path, help='JSONL: {"word": ..., "boundaries": [char offsets]}')
-    parser.add_argument("--set", action="append", metavar="KEY=VALUE", dest="sets", help="mode parameter (repeatable)")
+    parser.add_argument("--mode", action="append", choices=["vanilla", "stochastok", "patok"], dest="modes",
+                        help="mode to score (repeatable; default: all three)")
+    parser.add_argument("--gold", required=True, type=Path,
+                        help='JSONL: {"word": ..., "boundaries": [char offsets], optional "kind", "frequency"}')
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE", dest="sets",
+                        help="mode parameter, given to every chosen mode that has it (repeatable)")
     parser.add_argument("--seeds", type=int, default=5, help="stochastic modes: average over seeds 0..N-1 (default 5)")
+    parser.add_argument("--targets", action="store_true",
+                        help="also score Patok with every word cut (cut_prop=1) and check the issue-12 targets (exit 1 if one fails)")
     parser.add_argument("--output", type=Path, default=None, help="write the JSON here (default: stdout)")
     parser.add_argument("--cache-dir", type=Path, default=None, help="split-table cache")
 
@@ -141,14 +276,30 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from morphcpt.tokenization import TokenizerAdapter
     from morphcpt.tokenization.cli import parse_sets
+    from morphcpt.tokenization.modes import DEFAULT_PARAMS
 
     if args.seeds < 1:
         raise MorphcptError("--seeds must be at least 1")
     params = parse_sets(args.sets)
-    gold = read_gold(args.gold)
+    chosen = args.modes or ["vanilla", "stochastok", "patok"]
+    unused = [k for k in params if not any(k in DEFAULT_PARAMS[m] for m in chosen)]
+    if unused:
+        raise MorphcptError(f"--set {', '.join(unused)}: no chosen mode ({', '.join(chosen)}) has this parameter")
+    modes = {m: (m, {k: v for k, v in params.items() if k in DEFAULT_PARAMS[m]}) for m in chosen}
+    if args.targets:
+        if "patok" not in chosen:
+            raise MorphcptError("--targets needs --mode patok (or no --mode)")
+        modes["patok every word"] = ("patok", {**modes["patok"][1], "cut_prop": 1.0})
+    records = read_gold_records(args.gold)
     adapter = TokenizerAdapter.from_dir(args.tokenizer)
-    report = tokstats(adapter, args.mode, params, gold, list(range(args.seeds)), cache_dir=args.cache_dir)
-    text = json.dumps(report, indent=1)
+    result = report(adapter, records, modes, list(range(args.seeds)), cache_dir=args.cache_dir)
+    failed = False
+    if args.targets:
+        result["targets"] = []
+        for label, value, op, threshold, ok in check_targets(result):
+            result["targets"].append({"target": label, "value": value, "op": op, "threshold": threshold, "met": ok})
+            failed |= not ok
+    text = json.dumps(result, indent=1)
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         tmp = args.output.with_name(f".{args.output.name}.tmp")
@@ -156,4 +307,8 @@ def run(args) -> int:
         tmp.replace(args.output)
     else:
         sys.stdout.write(text + "\n")
-    return 0
+    table = format_table(result)
+    for target in result.get("targets", []):
+        table += f"\n{'PASS' if target['met'] else 'FAIL'}  {target['target']}: {target['value']:.3f} {target['op']} {target['threshold']}"
+    print(table, file=sys.stderr)
+    return 1 if failed else 0
