@@ -32,9 +32,26 @@ from morphcpt.errors import MorphcptError
 SIDECAR_VERSION = 1
 PACKAGE_DIR = Path(__file__).resolve().parent
 _SOURCE_SUFFIXES = (".py", ".txt", ".json", ".tsv", ".yaml", ".csv")
-# Modules of the tokenization package that never run while a shard is written (command line and
-# statistics): editing them must not rerun every shard. Anything else there counts as preprocessor.
-_NOT_PREPROCESSOR = ("cli.py", "tokstats.py")
+ALL_MODES = ("vanilla", "stochastok", "patok")
+# The one place that says which tokenize jobs a source file feeds (paths under src/morphcpt/).
+# The tokenize rule declares each mode's files as inputs of that mode's jobs only, so an edit
+# reruns the shards of the modes that use the file and their descendants, nothing else.
+# Vanilla: shard writer, chunk-line parser and tokenizer adapter; StochasTok: + split table and
+# expander; Patok: + affix code and inventory. `()` marks a module that never runs while a shard
+# is written. A file of tokenization/ missing here counts for every mode (never silently
+# untracked), and tests/shards/test_rerun_scope.py fails until it is listed.
+SOURCE_MODES: dict[str, tuple[str, ...]] = {
+    "shards.py": ALL_MODES,
+    "corpus.py": ALL_MODES,
+    "tokenization/__init__.py": ALL_MODES,
+    "tokenization/adapter.py": ALL_MODES,
+    "tokenization/modes.py": ALL_MODES,  # make_processor, the three processors, the expander
+    "tokenization/split_table.py": ("stochastok", "patok"),
+    "tokenization/affixes.py": ("patok",),
+    "tokenization/affixes_filipino.txt": ("patok",),
+    "tokenization/cli.py": (),
+    "tokenization/tokstats.py": (),
+}
 # Sidecar keys other stages read (train checks the fingerprint); keep the names.
 SIDECAR_KEYS = ("tokenizer_fingerprint", "vocab_size", "bos_id", "eos_id", "dtype", "mode", "params", "seed",
                 "chunk", "documents", "tokens_in", "tokens_out", "ratio", "counters", "code_version", "bad_lines")
@@ -43,22 +60,35 @@ _BATCH = 256  # documents per work item handed to a worker process
 
 # -- provenance --------------------------------------------------------------------------------
 
-def preprocessor_sources(package_dir: str | Path = PACKAGE_DIR) -> list[Path]:
-    """Every file whose content decides a shard's bytes: the tokenization package (code and data
-    files such as the affix inventory), the chunk-line parser and this module. The tokenize rule
-    declares them as inputs, so an edit reruns shards and everything downstream, nothing upstream."""
+def _tokenization_files(package_dir: Path) -> list[str]:
+    """Every source or data file of the tokenization package, as a path under `package_dir`."""
+    root = package_dir / "tokenization"
+    return sorted(p.relative_to(package_dir).as_posix() for p in root.rglob("*")
+                  if p.is_file() and p.suffix in _SOURCE_SUFFIXES and "__pycache__" not in p.parts)
+
+
+def unassigned_sources(package_dir: str | Path = PACKAGE_DIR) -> list[str]:
+    """Files of the tokenization package that SOURCE_MODES does not list (they count for every mode)."""
+    return [rel for rel in _tokenization_files(Path(package_dir)) if rel not in SOURCE_MODES]
+
+
+def preprocessor_sources(package_dir: str | Path = PACKAGE_DIR, mode: str | None = None) -> list[Path]:
+    """The files whose content decides the bytes of a `mode` shard (every mode's with mode=None):
+    the files SOURCE_MODES gives that mode, plus any unlisted file of the tokenization package.
+    The tokenize rule declares them as inputs, so an edit reruns that mode's shards and
+    everything downstream, nothing upstream. A mode outside ALL_MODES gets every file."""
     package_dir = Path(package_dir)
-    tokenization = sorted(p for p in (package_dir / "tokenization").rglob("*")
-                          if p.is_file() and p.suffix in _SOURCE_SUFFIXES and "__pycache__" not in p.parts
-                          and p.relative_to(package_dir / "tokenization").as_posix() not in _NOT_PREPROCESSOR)
-    return tokenization + [package_dir / "corpus.py", package_dir / "shards.py"]
+    wanted = set(ALL_MODES) if mode is None or mode not in ALL_MODES else {mode}
+    listed = [rel for rel, modes in SOURCE_MODES.items() if wanted & set(modes)]
+    files = sorted(set(listed) | set(unassigned_sources(package_dir)))
+    return [package_dir / rel for rel in files if (package_dir / rel).is_file()]
 
 
-def code_version(package_dir: str | Path = PACKAGE_DIR) -> str:
-    """sha256 over (relative path, content) of every preprocessor source file."""
+def code_version(package_dir: str | Path = PACKAGE_DIR, mode: str | None = None) -> str:
+    """sha256 over (relative path, content) of the preprocessor source files of `mode`."""
     package_dir = Path(package_dir)
     h = hashlib.sha256()
-    for path in preprocessor_sources(package_dir):
+    for path in preprocessor_sources(package_dir, mode):
         h.update(str(path.relative_to(package_dir)).encode() + b"\0")
         h.update(path.read_bytes() + b"\0")
     return h.hexdigest()
@@ -254,7 +284,7 @@ def build_shard(chunk_path: str | Path, out_prefix: str | Path, adapter: Any, pr
             "tokens_written": totals.tokens_out + 2 * totals.documents,  # with bos/eos: what the .bin holds
             "ratio": totals.tokens_out / totals.tokens_in if totals.tokens_in else 1.0,
             "counters": dict(sorted(totals.counters.items())),
-            "code_version": code_version(),
+            "code_version": code_version(mode=spec.mode),
             "bad_lines": dict(sorted(totals.bad_lines.items())),
             "on_bad_line": on_bad_line,
             "source_chunk": str(chunk_path),
