@@ -242,23 +242,29 @@ def download_corpus(corpus: dict[str, Any], manifest_path: str | Path, log=print
 
 
 def _download_hf(corpus: dict[str, Any], dest: Path, log) -> tuple[list[Path], dict[str, Any]]:
-    """Only the files under `subset`/ of the dataset repo at `revision`; HF_TOKEN from the
-    environment (never logged, never written)."""
+    """Only the files under `subset`/ of the dataset repo at `revision`; the token from the
+    environment (morphcpt.hub: HF_TOKEN or HUGGING_FACE_HUB_TOKEN; never logged, never written)."""
     from huggingface_hub import HfApi, snapshot_download
+
+    from morphcpt.hub import explain_hub_error, hf_token
 
     repo_id, revision, subset = corpus["hf_id"], corpus["revision"], corpus["subset"].strip("/")
     if not is_pinned(revision):
         log(f"warning: corpus.revision is {revision!r}, not a 40-hex commit: a rerun may download different "
             "data; pin the commit in the config")
-    token = os.environ.get("HF_TOKEN") or None
+    token = hf_token()
+
+    def explained(exc: Exception, rev: str) -> MorphcptError:  # gated, 401/403, unknown revision, offline
+        return MorphcptError(explain_hub_error(exc, repo_id, rev, repo_type="dataset", config_key="corpus",
+                                               offline_fix="or copy the files and set corpus.source: local with corpus.local_path"))
+
     api = HfApi()
     try:
         info = api.dataset_info(repo_id, revision=revision, token=token)
         wanted = sorted(f for f in api.list_repo_files(repo_id, repo_type="dataset", revision=revision, token=token)
                         if f.startswith(subset + "/") and f.lower().endswith(RAW_SUFFIXES))
-    except Exception as exc:  # network, auth, unknown revision: one line, token never echoed
-        raise MorphcptError(f"cannot list {repo_id}@{revision} on the Hugging Face Hub ({type(exc).__name__}); "
-                            "check network access, corpus.revision and HF_TOKEN, or use corpus.source: local") from None
+    except Exception as exc:
+        raise explained(exc, revision) from None
     if not wanted:
         raise MorphcptError(f"{repo_id}@{revision} has no corpus files under {subset}/; check corpus.subset")
     log(f"downloading {len(wanted)} files of {repo_id}@{info.sha} under {subset}/ into {dest}")
@@ -266,8 +272,7 @@ def _download_hf(corpus: dict[str, Any], dest: Path, log) -> tuple[list[Path], d
         snapshot_download(repo_id, repo_type="dataset", revision=info.sha, allow_patterns=[f"{subset}/*"],
                           local_dir=str(dest), token=token)
     except Exception as exc:
-        raise MorphcptError(f"download of {repo_id}@{info.sha} failed ({type(exc).__name__}: "
-                            f"{str(exc).splitlines()[0][:200] if str(exc) else ''}); rerun the rule to resume") from None
+        raise explained(exc, info.sha) from None
     files = [dest / f for f in wanted]
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
