@@ -40,7 +40,7 @@ ALL_MODES = ("vanilla", "stochastok", "patok")
 # Vanilla: shard writer, chunk-line parser and tokenizer adapter; StochasTok: + split table and
 # expander; Patok: + affix code and inventory. `()` marks a module that never runs while a shard
 # is written. A file of tokenization/ missing here counts for every mode (never silently
-# untracked), and tests/shards/test_rerun_scope.py fails until it is listed.
+# untracked), and tests/shards/test_build_shard.py fails until it is listed.
 SOURCE_MODES: dict[str, tuple[str, ...]] = {
     "shards.py": ALL_MODES,
     "corpus.py": ALL_MODES,
