@@ -231,3 +231,21 @@ def test_an_unlisted_file_counts_for_every_mode_and_code_version_is_per_mode(tmp
     assert unassigned_sources(package) == ["tokenization/new_mode_helper.py"]
     for mode in ALL_MODES:
         assert package / "tokenization" / "new_mode_helper.py" in preprocessor_sources(package, mode)
+
+
+def test_blank_lines_in_a_chunk_are_skipped_as_everywhere_else(tmp_path):
+    """A trailing (or inner) blank line is not a document: the shard holds the other lines, each
+    seeded by its own line number, and verification against the chunk text agrees."""
+    texts = small_corpus(6)
+    lines = [json.dumps({"text": t}) for t in texts]
+    messy = tmp_path / "messy" / "chunk_001.jsonl"
+    messy.parent.mkdir()
+    messy.write_text("\n".join(lines[:3]) + "\n\n" + "\n".join(lines[3:]) + "\n\n")
+    sidecar = _build(messy, tmp_path / "messy" / "vanilla" / "chunk_001", processor=_identity, mode="vanilla")
+    assert sidecar["documents"] == 6 and sidecar["bad_lines"] == {}
+    assert verify_shard(tmp_path / "messy" / "vanilla" / "chunk_001", adapter=ByteAdapter())["checked_against_text"] == 6
+    # the document after the blank line draws from line 5's stream, as `morphcpt segment` does
+    seen = []
+    _build(messy, tmp_path / "messy" / "stochastok" / "chunk_001",
+           processor=lambda ids, rng: (seen.append(rng.random()) or list(ids), {}))
+    assert seen[3] == byte_rng(3, 1, 4).random() and seen[2] == byte_rng(3, 1, 2).random()
