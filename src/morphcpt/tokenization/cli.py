@@ -53,11 +53,6 @@ def read_documents(path: Path) -> list[tuple[int, str]]:
     return documents
 
 
-def read_texts(path: Path) -> list[str]:
-    """The `text` of every record; any bad line is an error naming file:line."""
-    return [text for _, text in read_documents(path)]
-
-
 def segment_texts(adapter, proc, texts: list[str], seed: int, chunk: int = 0, first_index: int = 0,
                   doc_indices: list[int] | None = None):
     """Yield (ids, counters) per text; text i uses document_rng(seed, chunk, doc_indices[i]), by default
