@@ -7,7 +7,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from morphcpt.config import validate_config
+from morphcpt.config import config_source, validate_config
 from morphcpt.errors import MorphcptError
 from morphcpt.layout import Layout
 
@@ -20,7 +20,7 @@ if not workflow.overwrite_configfiles:
 
 
 try:
-    validate_config(config, source="config")
+    validate_config(config, source=config_source(workflow.overwrite_configfiles, workflow.config_settings.config))
 except MorphcptError as exc:
     raise WorkflowError(str(exc)) from None
 
@@ -43,3 +43,4 @@ include: "rules/export.smk"
 include: "rules/evaluate.smk"
 include: "rules/report.smk"
 include: "rules/targets.smk"
+include: "rules/preflight.smk"

@@ -1,17 +1,21 @@
 # Stage: one Megatron .bin/.idx shard (+ JSON sidecar) per tokenizer x mode x chunk.
-# The preprocessor's source files are inputs: editing them reruns the shards and everything
-# downstream, and nothing upstream (`script:` alone only tracks the script file itself).
+# Each mode's preprocessor source files are inputs of that mode's jobs (morphcpt.shards.SOURCE_MODES):
+# editing Patok-only code reruns only Patok shards and their descendants, nothing upstream
+# (`script:` alone only tracks the script file itself).
 
-from morphcpt.shards import preprocessor_sources
+from morphcpt.shards import ALL_MODES, preprocessor_sources
 
-TOKENIZATION_SOURCES = [str(p) for p in preprocessor_sources(Path(workflow.basedir) / "src" / "morphcpt")]
+TOKENIZATION_SOURCES = {
+    mode: [str(p) for p in preprocessor_sources(Path(workflow.basedir) / "src" / "morphcpt", mode)]
+    for mode in ALL_MODES
+}
 
 
 rule tokenize:
     input:
         chunk=layout.chunk(),
         tokenizer=lambda wc: layout.hf_manifest(layout.tokenizer_family(wc.tokenizer)),
-        sources=TOKENIZATION_SOURCES,
+        sources=lambda wc: TOKENIZATION_SOURCES[wc.mode],
     output:
         bin=layout.shard_prefix() + ".bin",
         idx=layout.shard_prefix() + ".idx",

@@ -8,6 +8,7 @@ Defaults from the schema are filled in, so downstream code never guesses.
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,46 @@ def _with_defaults(validator_class):
 
 
 _Validator = _with_defaults(jsonschema.Draft202012Validator)
+# A number as YAML 1.2 and JSON write it. YAML 1.1 (PyYAML, hence Snakemake's config loader) reads
+# `1e-4` (no dot) as the string "1e-4"; where the schema wants a number, such a string is converted.
+_NUMBER_RE = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
+
+
+def _schema_types(error: jsonschema.ValidationError) -> set[str]:
+    value = error.validator_value
+    return set(value) if isinstance(value, list) else {value}
+
+
+def _as_number(text: str, types: set[str]) -> int | float | None:
+    """`text` as the number the schema wants ("1e-4" -> 0.0001, "1e3" -> 1000 for an integer), else None."""
+    if not _NUMBER_RE.fullmatch(text.strip()):
+        return None
+    value = float(text)
+    if "number" in types:
+        return value
+    if "integer" in types and value.is_integer():
+        return int(value)
+    return None
+
+
+def _coerce_numeric_strings(config: dict[str, Any], validator) -> None:
+    """Replace, in place, strings such as "1e-4" where the schema expects a number."""
+    for _ in range(1000):  # each pass fixes every such value it sees; nested ones show up next pass
+        fixed = False
+        for error in validator.iter_errors(config):
+            if error.validator != "type" or not isinstance(error.instance, str) or not error.absolute_path:
+                continue
+            number = _as_number(error.instance, _schema_types(error))
+            if number is None:
+                continue
+            parent = config
+            *parents, last = error.absolute_path
+            for key in parents:
+                parent = parent[key]
+            parent[last] = number
+            fixed = True
+        if not fixed:
+            return
 
 
 def _key_path(error: jsonschema.ValidationError) -> str:
@@ -61,13 +102,18 @@ def _describe(error: jsonschema.ValidationError) -> str:
     if error.validator == "required":
         return f"'{key}': {error.message}"
     desc = schema.get("description")
-    return f"'{key}': {error.message}" + (f" ({desc})" if desc else "")
+    hint = ""
+    if error.validator == "type" and isinstance(error.instance, str) and _schema_types(error) & {"number", "integer"}:
+        hint = "; write a plain number without quotes, e.g. 0.0001 or 1.0e-4"
+    return f"'{key}': {error.message}" + (f" ({desc})" if desc else "") + hint
 
 
 def validate_config(config: dict[str, Any], source: str = "config") -> dict[str, Any]:
-    """Validate `config` in place (filling defaults); return it. Raises MorphcptError with one line."""
+    """Validate `config` in place (filling defaults, turning "1e-4" into a number where the schema
+    wants one); return it. Raises MorphcptError with one line starting with `source` (the file)."""
     schema = yaml.safe_load(SCHEMA_PATH.read_text())
     validator = _Validator(schema)
+    _coerce_numeric_strings(config, validator)
     errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), str(e.absolute_path)))
     if errors:
         best = jsonschema.exceptions.best_match(errors)
@@ -100,6 +146,14 @@ def _check_consistency(config: dict[str, Any], source: str) -> None:
                 f"{source}: 'families.{name}.parallelism.gpus' ({par['gpus']}) must be a multiple of tensor × pipeline "
                 f"({par['tensor']} × {par['pipeline']})"
             )
+
+
+def config_source(configfiles: list[str | Path], overrides: dict[str, Any] | None = None,
+                  default: str | Path = "config/config.yaml") -> str:
+    """Where a Snakemake config came from, for error messages: the --configfile path(s), else the
+    default config file, plus `--config` when values were given on the command line."""
+    source = " + ".join(str(f) for f in configfiles) or str(default)
+    return source + (" (with --config overrides)" if overrides else "")
 
 
 def load_config(path: str | Path = DEFAULT_CONFIG, overrides: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -6,7 +6,8 @@ sits in memory. Every record is classified by `parse_line`: a valid document, or
 bad-line kinds in BAD_LINE_KINDS. Bad lines are never dropped silently: with `on_bad_line: error`
 the stage stops at file:line; with `skip`, split_chunks carries the bad line verbatim into its
 chunk, so that the tokenize stage counts it per kind in the shard's sidecar (the one place a
-reader looks for what a shard contains).
+reader looks for what a shard contains). Blank lines hold no record: every reader skips them
+the same way (they still count in line numbers), and a UTF-8 byte order mark is accepted.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import hashlib
 import json
 import os
 import re
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -95,14 +97,37 @@ def raw_format(path: str | Path) -> str:
     raise MorphcptError(f"{path}: unsupported corpus file type; use .jsonl, .jsonl.gz or .parquet")
 
 
-def _split_lines(stream) -> Iterator[bytes]:
-    """Lines of a binary stream without their line ending; a final line without newline counts."""
-    for line in stream:
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def _split_lines(stream) -> Iterator[tuple[int, bytes]]:
+    """(1-based line number, line without its line ending) of a binary stream, the same way for
+    every JSONL reader (raw corpus, chunks, `morphcpt segment`): a final line without newline
+    counts; a UTF-8 byte order mark at the start of the file is dropped (editors on Windows write
+    one); blank lines are not records and are skipped, but they count in the line numbers."""
+    for line_no, line in enumerate(stream, start=1):
+        if line_no == 1 and line.startswith(UTF8_BOM):
+            line = line[len(UTF8_BOM):]
         if line.endswith(b"\n"):
             line = line[:-1]
             if line.endswith(b"\r"):
                 line = line[:-1]
-        yield line
+        if line.strip():
+            yield line_no, line
+
+
+def iter_jsonl_texts(path: str | Path) -> Iterator[tuple[int, str | None, str | None]]:
+    """(line number, text or None, bad-line kind or None) of each record of a `{"text": ...}` JSONL
+    file, classified exactly as the shards classify chunk lines (parse_line)."""
+    path = Path(path)
+    try:
+        fh = open(path, "rb")
+    except OSError as exc:
+        raise MorphcptError(f"{path}: cannot read ({exc.strerror})") from None
+    with fh:
+        for line_no, line in _split_lines(fh):
+            text, kind = parse_line(line)
+            yield line_no, text, kind
 
 
 def iter_raw_records(path: str | Path, hasher: "hashlib._Hash | None" = None) -> Iterator[RawRecord]:
@@ -117,11 +142,17 @@ def iter_raw_records(path: str | Path, hasher: "hashlib._Hash | None" = None) ->
     with open(path, "rb") as fh:
         source = _HashingReader(fh, hasher) if hasher is not None else fh
         stream = gzip.GzipFile(fileobj=source, mode="rb") if fmt == "jsonl.gz" else source
-        for line_no, line in enumerate(_split_lines(stream), start=1):
-            text, kind = parse_line(line)
-            if kind is None:
-                line = json.dumps({"text": text}, ensure_ascii=False).encode("utf-8")
-            yield RawRecord(line_no, line, text, kind)
+        line_no = 0
+        try:
+            for line_no, line in _split_lines(stream):
+                text, kind = parse_line(line)
+                if kind is None:
+                    line = json.dumps({"text": text}, ensure_ascii=False).encode("utf-8")
+                yield RawRecord(line_no, line, text, kind)
+        except (EOFError, gzip.BadGzipFile, zlib.error) as exc:  # truncated or damaged download
+            raise MorphcptError(f"{path}: the gzip file is truncated or damaged after line {line_no} "
+                                f"({type(exc).__name__}: {exc}); download it again (delete it and rerun "
+                                "download_corpus, or replace the local file)") from None
         if hasher is not None:  # hash whatever gzip did not need to read
             while source.read(1 << 20):
                 pass
@@ -242,23 +273,29 @@ def download_corpus(corpus: dict[str, Any], manifest_path: str | Path, log=print
 
 
 def _download_hf(corpus: dict[str, Any], dest: Path, log) -> tuple[list[Path], dict[str, Any]]:
-    """Only the files under `subset`/ of the dataset repo at `revision`; HF_TOKEN from the
-    environment (never logged, never written)."""
+    """Only the files under `subset`/ of the dataset repo at `revision`; the token from the
+    environment (morphcpt.hub: HF_TOKEN or HUGGING_FACE_HUB_TOKEN; never logged, never written)."""
     from huggingface_hub import HfApi, snapshot_download
+
+    from morphcpt.hub import explain_hub_error, hf_token
 
     repo_id, revision, subset = corpus["hf_id"], corpus["revision"], corpus["subset"].strip("/")
     if not is_pinned(revision):
         log(f"warning: corpus.revision is {revision!r}, not a 40-hex commit: a rerun may download different "
             "data; pin the commit in the config")
-    token = os.environ.get("HF_TOKEN") or None
+    token = hf_token()
+
+    def explained(exc: Exception, rev: str) -> MorphcptError:  # gated, 401/403, unknown revision, offline
+        return MorphcptError(explain_hub_error(exc, repo_id, rev, repo_type="dataset", config_key="corpus",
+                                               offline_fix="or copy the files and set corpus.source: local with corpus.local_path"))
+
     api = HfApi()
     try:
         info = api.dataset_info(repo_id, revision=revision, token=token)
         wanted = sorted(f for f in api.list_repo_files(repo_id, repo_type="dataset", revision=revision, token=token)
                         if f.startswith(subset + "/") and f.lower().endswith(RAW_SUFFIXES))
-    except Exception as exc:  # network, auth, unknown revision: one line, token never echoed
-        raise MorphcptError(f"cannot list {repo_id}@{revision} on the Hugging Face Hub ({type(exc).__name__}); "
-                            "check network access, corpus.revision and HF_TOKEN, or use corpus.source: local") from None
+    except Exception as exc:
+        raise explained(exc, revision) from None
     if not wanted:
         raise MorphcptError(f"{repo_id}@{revision} has no corpus files under {subset}/; check corpus.subset")
     log(f"downloading {len(wanted)} files of {repo_id}@{info.sha} under {subset}/ into {dest}")
@@ -266,8 +303,7 @@ def _download_hf(corpus: dict[str, Any], dest: Path, log) -> tuple[list[Path], d
         snapshot_download(repo_id, repo_type="dataset", revision=info.sha, allow_patterns=[f"{subset}/*"],
                           local_dir=str(dest), token=token)
     except Exception as exc:
-        raise MorphcptError(f"download of {repo_id}@{info.sha} failed ({type(exc).__name__}: "
-                            f"{str(exc).splitlines()[0][:200] if str(exc) else ''}); rerun the rule to resume") from None
+        raise explained(exc, info.sha) from None
     files = [dest / f for f in wanted]
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
@@ -363,7 +399,7 @@ def iter_chunk_documents(path: str | Path, hasher=None) -> Iterator[tuple[int, s
         raise MorphcptError(f"{path}: chunk file not found; rerun split_chunks")
     with open(path, "rb") as fh:
         source = _HashingReader(fh, hasher) if hasher is not None else fh
-        for line_no, line in enumerate(_split_lines(source), start=1):
+        for line_no, line in _split_lines(source):
             text, kind = parse_line(line)
             yield line_no, text, kind
 

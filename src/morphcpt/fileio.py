@@ -1,4 +1,4 @@
-"""File helpers shared by every stage: content hashes and JSON written atomically."""
+"""File helpers shared by every stage: content hashes, JSON written atomically, umask-respecting modes."""
 
 from __future__ import annotations
 
@@ -25,3 +25,16 @@ def write_json_atomic(path: str | Path, data: Any, sort_keys: bool = False) -> N
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False, sort_keys=sort_keys) + "\n")
     tmp.replace(path)
+
+
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def apply_umask(path: str | Path) -> None:
+    """Give a file or folder made by `tempfile` (mode 0600/0700) the mode a plain open() or mkdir()
+    would have given it (0666/0777 minus the umask), so outputs renamed from it are not private."""
+    base = 0o777 if Path(path).is_dir() else 0o666
+    os.chmod(path, base & ~current_umask())

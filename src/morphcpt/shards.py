@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import random
+import struct
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,9 +33,29 @@ from morphcpt.errors import MorphcptError
 SIDECAR_VERSION = 1
 PACKAGE_DIR = Path(__file__).resolve().parent
 _SOURCE_SUFFIXES = (".py", ".txt", ".json", ".tsv", ".yaml", ".csv")
-# Modules of the tokenization package that never run while a shard is written (command line and
-# statistics): editing them must not rerun every shard. Anything else there counts as preprocessor.
-_NOT_PREPROCESSOR = ("cli.py", "tokstats.py")
+ALL_MODES = ("vanilla", "stochastok", "patok")
+# The one place that says which tokenize jobs a source file feeds (paths under src/morphcpt/).
+# The tokenize rule declares each mode's files as inputs of that mode's jobs only, so an edit
+# reruns the shards of the modes that use the file and their descendants, nothing else.
+# Vanilla: shard writer, chunk-line parser and tokenizer adapter; StochasTok: + split table and
+# expander; Patok: + affix code and inventory. `()` marks a module that never runs while a shard
+# is written. A file of tokenization/ missing here counts for every mode (never silently
+# untracked), and tests/shards/test_build_shard.py fails until it is listed.
+SOURCE_MODES: dict[str, tuple[str, ...]] = {
+    "shards.py": ALL_MODES,
+    "corpus.py": ALL_MODES,
+    "tokenization/__init__.py": ALL_MODES,
+    "tokenization/adapter.py": ALL_MODES,
+    "tokenization/modes.py": ALL_MODES,  # make_processor, the three processors, the expander
+    "tokenization/split_table.py": ("stochastok", "patok"),
+    "tokenization/affixes.py": ("patok",),
+    "tokenization/affixes_filipino.txt": ("patok",),
+    "tokenization/cutter.py": ("patok",),
+    "tokenization/root_lexicon.txt": ("patok",),
+    "tokenization/closed_class_words.txt": ("patok",),
+    "tokenization/cli.py": (),
+    "tokenization/tokstats.py": (),
+}
 # Sidecar keys other stages read (train checks the fingerprint); keep the names.
 SIDECAR_KEYS = ("tokenizer_fingerprint", "vocab_size", "bos_id", "eos_id", "dtype", "mode", "params", "seed",
                 "chunk", "documents", "tokens_in", "tokens_out", "ratio", "counters", "code_version", "bad_lines")
@@ -43,22 +64,35 @@ _BATCH = 256  # documents per work item handed to a worker process
 
 # -- provenance --------------------------------------------------------------------------------
 
-def preprocessor_sources(package_dir: str | Path = PACKAGE_DIR) -> list[Path]:
-    """Every file whose content decides a shard's bytes: the tokenization package (code and data
-    files such as the affix inventory), the chunk-line parser and this module. The tokenize rule
-    declares them as inputs, so an edit reruns shards and everything downstream, nothing upstream."""
+def _tokenization_files(package_dir: Path) -> list[str]:
+    """Every source or data file of the tokenization package, as a path under `package_dir`."""
+    root = package_dir / "tokenization"
+    return sorted(p.relative_to(package_dir).as_posix() for p in root.rglob("*")
+                  if p.is_file() and p.suffix in _SOURCE_SUFFIXES and "__pycache__" not in p.parts)
+
+
+def unassigned_sources(package_dir: str | Path = PACKAGE_DIR) -> list[str]:
+    """Files of the tokenization package that SOURCE_MODES does not list (they count for every mode)."""
+    return [rel for rel in _tokenization_files(Path(package_dir)) if rel not in SOURCE_MODES]
+
+
+def preprocessor_sources(package_dir: str | Path = PACKAGE_DIR, mode: str | None = None) -> list[Path]:
+    """The files whose content decides the bytes of a `mode` shard (every mode's with mode=None):
+    the files SOURCE_MODES gives that mode, plus any unlisted file of the tokenization package.
+    The tokenize rule declares them as inputs, so an edit reruns that mode's shards and
+    everything downstream, nothing upstream. A mode outside ALL_MODES gets every file."""
     package_dir = Path(package_dir)
-    tokenization = sorted(p for p in (package_dir / "tokenization").rglob("*")
-                          if p.is_file() and p.suffix in _SOURCE_SUFFIXES and "__pycache__" not in p.parts
-                          and p.relative_to(package_dir / "tokenization").as_posix() not in _NOT_PREPROCESSOR)
-    return tokenization + [package_dir / "corpus.py", package_dir / "shards.py"]
+    wanted = set(ALL_MODES) if mode is None or mode not in ALL_MODES else {mode}
+    listed = [rel for rel, modes in SOURCE_MODES.items() if wanted & set(modes)]
+    files = sorted(set(listed) | set(unassigned_sources(package_dir)))
+    return [package_dir / rel for rel in files if (package_dir / rel).is_file()]
 
 
-def code_version(package_dir: str | Path = PACKAGE_DIR) -> str:
-    """sha256 over (relative path, content) of every preprocessor source file."""
+def code_version(package_dir: str | Path = PACKAGE_DIR, mode: str | None = None) -> str:
+    """sha256 over (relative path, content) of the preprocessor source files of `mode`."""
     package_dir = Path(package_dir)
     h = hashlib.sha256()
-    for path in preprocessor_sources(package_dir):
+    for path in preprocessor_sources(package_dir, mode):
         h.update(str(path.relative_to(package_dir)).encode() + b"\0")
         h.update(path.read_bytes() + b"\0")
     return h.hexdigest()
@@ -254,10 +288,11 @@ def build_shard(chunk_path: str | Path, out_prefix: str | Path, adapter: Any, pr
             "tokens_written": totals.tokens_out + 2 * totals.documents,  # with bos/eos: what the .bin holds
             "ratio": totals.tokens_out / totals.tokens_in if totals.tokens_in else 1.0,
             "counters": dict(sorted(totals.counters.items())),
-            "code_version": code_version(),
+            "code_version": code_version(mode=spec.mode),
             "bad_lines": dict(sorted(totals.bad_lines.items())),
             "on_bad_line": on_bad_line,
             "source_chunk": str(chunk_path),
+            "workdir": os.getcwd(),  # relative paths above are relative to it (verify-shards runs anywhere)
             "chunk_sha256": chunk_hash.hexdigest(),
             **(extra or {}),
         }
@@ -316,6 +351,34 @@ def vanilla_prefix(prefix: str | Path) -> Path:
     return prefix.parent.parent / "vanilla" / prefix.name
 
 
+_INDEX_MAGIC = b"MMIDIDX\x00\x00"  # megatron-core's .idx header: magic, version <Q, dtype code <B, counts <Q <Q
+_INDEX_HEADER_BYTES = 9 + 8 + 1 + 8 + 8
+
+
+def check_index_file(idx_path: str | Path) -> tuple[int, int]:
+    """(sequence count, document count) of a Megatron .idx whose size is exactly what its header
+    describes. Caught here, before megatron-core maps it: a truncated file (megatron-core would fail
+    with a buffer error and a `__del__` traceback) and bytes after the index (it would ignore them)."""
+    idx_path = Path(idx_path)
+    size = idx_path.stat().st_size
+    with open(idx_path, "rb") as fh:
+        header = fh.read(_INDEX_HEADER_BYTES)
+    rebuild = "; delete the shard's .bin/.idx/.json and rerun the tokenize rule"
+    if len(header) < _INDEX_HEADER_BYTES or header[:9] != _INDEX_MAGIC:
+        raise MorphcptError(f"{idx_path}: not a Megatron index (header missing or wrong, {size} bytes){rebuild}")
+    version, _code, sequences, documents = struct.unpack("<QBQQ", header[9:])
+    if version != 1:
+        raise MorphcptError(f"{idx_path}: Megatron index version {version}, expected 1{rebuild}")
+    expected = _INDEX_HEADER_BYTES + sequences * (4 + 8) + documents * 8
+    if size < expected:
+        raise MorphcptError(f"{idx_path}: truncated: {size} bytes, its header describes {sequences} sequences "
+                            f"({expected} bytes){rebuild}")
+    if size > expected:
+        raise MorphcptError(f"{idx_path}: {size - expected} unexpected bytes after the end of the index ({expected} "
+                            f"bytes for {sequences} sequences): appended or overwritten{rebuild}")
+    return sequences, documents
+
+
 class _ShardView:
     """A shard read back through megatron-core's IndexedDataset, with its sidecar."""
 
@@ -327,13 +390,42 @@ class _ShardView:
             if not Path(str(prefix) + suffix).is_file():
                 raise MorphcptError(f"{prefix}{suffix}: shard file not found; rebuild it with the tokenize rule")
         self.sidecar = read_sidecar(prefix)
+        check_index_file(str(prefix) + ".idx")
         try:
             self.dataset = IndexedDataset(str(prefix), mmap=True)
         except Exception as exc:
+            _collect_quietly()
             raise MorphcptError(f"{prefix}: megatron-core cannot read this shard ({type(exc).__name__}: {exc})") from None
 
     def document(self, i: int):
         return self.dataset[i]
+
+
+def _collect_quietly() -> None:
+    """Collect a half-built IndexedDataset now: its __del__ fails on the attributes it never got and
+    would print an `Exception ignored` traceback after our one-line message."""
+    import gc
+
+    hook, sys.unraisablehook = sys.unraisablehook, lambda unraisable: None
+    try:
+        gc.collect()
+    finally:
+        sys.unraisablehook = hook
+
+
+def resolve_recorded_path(recorded: str | None, sidecar: dict[str, Any], prefix: str | Path) -> Path | None:
+    """A path a sidecar recorded relative to the directory the tokenize job ran in (its `workdir`),
+    found from any directory: under that workdir, under a folder above the shard (a results tree
+    moved as a whole, or a sidecar without `workdir`), else relative to the current directory."""
+    if not recorded:
+        return None
+    path = Path(recorded)
+    if path.is_absolute():
+        return path
+    candidates = [Path(sidecar["workdir"]) / path] if sidecar.get("workdir") else []
+    candidates += [folder / path for folder in Path(prefix).resolve().parents]
+    candidates.append(path)
+    return next((c for c in candidates if c.exists()), path)
 
 
 @functools.lru_cache(maxsize=4)
@@ -370,9 +462,11 @@ def verify_shard(prefix: str | Path, tokenizer_dir: str | Path | None = None, sa
         fail(f"{n_tokens} tokens on disk, the sidecar says {sc['tokens_out']} + bos/eos of {sc['documents']} documents")
     if sc["tokens_in"] and abs(sc["ratio"] - sc["tokens_out"] / sc["tokens_in"]) > 1e-12:
         fail(f"sidecar ratio {sc['ratio']} is not tokens_out/tokens_in")
+    bin_bytes, itemsize = Path(str(prefix) + ".bin").stat().st_size, np.dtype(sc["dtype"]).itemsize
+    if bin_bytes != n_tokens * itemsize:
+        fail(f".bin has {bin_bytes} bytes, the .idx describes {n_tokens} tokens of {itemsize} bytes "
+             f"({n_tokens * itemsize} bytes): truncated or appended; rebuild the shard")
     tokens = np.memmap(str(prefix) + ".bin", dtype=sc["dtype"], mode="r")
-    if tokens.size != n_tokens:
-        fail(f".bin holds {tokens.size} tokens, the .idx {n_tokens}")
     starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
     if (lengths < 3).any():
         fail(f"document {int(np.argmax(lengths < 3))} has fewer than 3 ids (bos, text, eos)")
@@ -419,7 +513,7 @@ def verify_shard(prefix: str | Path, tokenizer_dir: str | Path | None = None, sa
             if np.array_equal(tokens, vtokens):
                 fail(f"identical to the vanilla shard although {sc['mode']} params {sc['params']} should change ids: "
                      "the expansion did not reach the shard")
-        adapter = _adapter_for(sc, tokenizer_dir, fail, given_adapter)
+        adapter = _adapter_for(sc, tokenizer_dir, fail, given_adapter, prefix)
         for i in indices:
             ids, vids = shard.document(i), vanilla.document(i)
             if adapter.decode_bytes([int(x) for x in ids[1:-1]]) != adapter.decode_bytes([int(x) for x in vids[1:-1]]):
@@ -428,11 +522,11 @@ def verify_shard(prefix: str | Path, tokenizer_dir: str | Path | None = None, sa
 
     # The sampled documents against the text of the chunk they were made from, when it is at hand
     # (shards copied elsewhere without their chunks are checked against vanilla only: said in the summary).
-    chunk_path = Path(sc.get("source_chunk") or "")
+    chunk_path = resolve_recorded_path(sc.get("source_chunk"), sc, prefix) or Path("")
     if chunk_path.is_file() and sc.get("chunk_sha256"):
         if sha256_file(chunk_path) != sc["chunk_sha256"]:
             fail(f"its chunk {chunk_path} changed since the shard was built (sha256 differs); rerun tokenize")
-        adapter = adapter or _adapter_for(sc, tokenizer_dir, fail, given_adapter)
+        adapter = adapter or _adapter_for(sc, tokenizer_dir, fail, given_adapter, prefix)
         for i, text in _documents_at(chunk_path, indices):
             ids = [int(x) for x in shard.document(i)[1:-1]]
             if adapter.decode_bytes(ids) != text.encode("utf-8"):
@@ -443,8 +537,9 @@ def verify_shard(prefix: str | Path, tokenizer_dir: str | Path | None = None, sa
     return summary
 
 
-def _adapter_for(sidecar: dict[str, Any], tokenizer_dir, fail, given=None):
-    tok_dir = Path(tokenizer_dir or sidecar.get("tokenizer_dir") or "")
+def _adapter_for(sidecar: dict[str, Any], tokenizer_dir, fail, given=None, prefix: str | Path = "."):
+    tok_dir = Path(tokenizer_dir) if tokenizer_dir else resolve_recorded_path(sidecar.get("tokenizer_dir"), sidecar, prefix)
+    tok_dir = tok_dir or Path("")
     if given is None and not tok_dir.is_dir():
         fail("no tokenizer folder to decode with: pass --tokenizer-dir")
     adapter = given if given is not None else _load_adapter(str(tok_dir.resolve()))

@@ -102,3 +102,48 @@ def test_snakemake_stops_on_a_broken_config(repo_root, real_config, tmp_path):
     )
     assert proc.returncode != 0
     assert "'families.llama31_8b.arch' is 'lama'; allowed: llama, gemma" in proc.stdout + proc.stderr
+
+
+def test_numbers_written_like_1e_4_are_numbers(real_config, tmp_path):
+    """YAML 1.1 reads `1e-4` (no dot) as a string; the config takes it as the number it means."""
+    text = yaml.safe_dump(real_config).replace("min_lr: ", "min_lr: 1e-5 #").replace("\n  lr: ", "\n  lr: 1e-4 #")
+    path = tmp_path / "e.yaml"
+    path.write_text(text)
+    assert yaml.safe_load(text)["training"]["lr"] == "1e-4"  # what PyYAML (and Snakemake) hand over
+    config = load_config(path)
+    assert config["training"]["lr"] == 1e-4 and config["training"]["min_lr"] == 1e-5
+    assert isinstance(config["training"]["lr"], float)
+    config = _edit(copy.deepcopy(real_config), ("training", "max_steps"), "5e3")  # integer-valued
+    assert validate_config(config)["training"]["max_steps"] == 5000
+
+
+def test_a_string_where_a_number_belongs_gets_a_hint(real_config):
+    for value in ("1e-4x", "fast"):
+        config = _edit(copy.deepcopy(real_config), ("training", "lr"), value)
+        with pytest.raises(MorphcptError, match="'training.lr': .* is not of type 'number'.*write a plain number"):
+            validate_config(config, source="bad.yaml")
+    config = _edit(copy.deepcopy(real_config), ("training", "max_steps"), "2.5")  # not an integer
+    with pytest.raises(MorphcptError, match="'training.max_steps'"):
+        validate_config(config)
+
+
+def test_snakemake_names_the_configfile_of_an_error(repo_root, real_config, tmp_path):
+    real_config["training"]["lr"] = "1e-4"  # accepted by Snakemake's own loader too
+    config = _edit(copy.deepcopy(real_config), ("corpus", "chunks"), 0)
+    bad = tmp_path / "mine.yaml"
+    bad.write_text(yaml.safe_dump(config))
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "all", "--configfile", str(bad), "--directory", str(tmp_path),
+         "--snakefile", str(repo_root / "Snakefile")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode != 0
+    assert f"{bad}: 'corpus.chunks': 0 is less than the minimum of 1" in proc.stdout + proc.stderr
+    good = tmp_path / "good.yaml"
+    good.write_text(yaml.safe_dump(real_config))
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "all_llama", "--configfile", str(good), "--directory", str(tmp_path),
+         "--snakefile", str(repo_root / "Snakefile")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]

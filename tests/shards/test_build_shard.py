@@ -55,7 +55,7 @@ def test_sidecar_has_every_key_the_train_stage_reads(tmp_path):
     assert sidecar["ratio"] == pytest.approx(sidecar["tokens_out"] / sidecar["tokens_in"])
     assert sidecar["counters"] == {"attempts": 10, "successes": 10}
     assert sidecar["bad_lines"] == {} and sidecar["chunk"] == "001" and sidecar["seed"] == 3
-    assert sidecar["code_version"] == code_version()
+    assert sidecar["code_version"] == code_version(mode="stochastok")
     assert sidecar["tokenizer_fingerprint"] == "byte-adapter-test"
 
 
@@ -190,3 +190,62 @@ def test_preprocessor_sources_are_what_the_tokenize_rule_tracks(repo_root):
               if name.startswith("morphcpt.tokenization") and getattr(m, "__file__", None)}
     loaded_rel = {p.relative_to(repo_root / "src" / "morphcpt").as_posix() for p in loaded}
     assert loaded_rel - {"tokenization/cli.py", "tokenization/tokstats.py"} <= sources
+
+
+def test_every_tokenization_file_is_assigned_to_its_modes(repo_root):
+    """A new file in src/morphcpt/tokenization/ must be listed in shards.SOURCE_MODES (with the modes
+    whose shards it shapes, or () if no shard uses it); until then it reruns every mode's shards."""
+    from morphcpt.shards import ALL_MODES, SOURCE_MODES, unassigned_sources
+    from morphcpt.tokenization import MODES
+
+    assert unassigned_sources() == [], "list these files in morphcpt.shards.SOURCE_MODES"
+    package = repo_root / "src" / "morphcpt"
+    assert [rel for rel in SOURCE_MODES if not (package / rel).is_file()] == [], "SOURCE_MODES lists missing files"
+    assert set(ALL_MODES) == set(MODES)
+    assert all(set(modes) <= set(ALL_MODES) for modes in SOURCE_MODES.values())
+    # the split of the issue: vanilla's files are in every mode, StochasTok's in Patok's
+    from morphcpt.shards import preprocessor_sources
+
+    per_mode = {m: set(preprocessor_sources(mode=m)) for m in ALL_MODES}
+    assert per_mode["vanilla"] < per_mode["stochastok"] < per_mode["patok"]
+    names = {m: {p.name for p in files} for m, files in per_mode.items()}
+    assert {"shards.py", "adapter.py", "corpus.py"} <= names["vanilla"]
+    assert "split_table.py" in names["stochastok"] - names["vanilla"]
+    assert {"affixes.py", "affixes_filipino.txt"} <= names["patok"] - names["stochastok"]
+    assert "cli.py" not in names["patok"] and "tokstats.py" not in names["patok"]
+
+
+def test_an_unlisted_file_counts_for_every_mode_and_code_version_is_per_mode(tmp_path):
+    from morphcpt.shards import ALL_MODES, SOURCE_MODES, code_version, preprocessor_sources, unassigned_sources
+
+    package = tmp_path / "morphcpt"
+    for rel in SOURCE_MODES:
+        (package / rel).parent.mkdir(parents=True, exist_ok=True)
+        (package / rel).write_text(f"# {rel}\n")
+    before = {m: code_version(package, m) for m in ALL_MODES}
+    (package / "tokenization" / "affixes.py").write_text("# edited\n")
+    after = {m: code_version(package, m) for m in ALL_MODES}
+    assert [m for m in ALL_MODES if before[m] != after[m]] == ["patok"]
+
+    (package / "tokenization" / "new_mode_helper.py").write_text("# not in SOURCE_MODES yet\n")
+    assert unassigned_sources(package) == ["tokenization/new_mode_helper.py"]
+    for mode in ALL_MODES:
+        assert package / "tokenization" / "new_mode_helper.py" in preprocessor_sources(package, mode)
+
+
+def test_blank_lines_in_a_chunk_are_skipped_as_everywhere_else(tmp_path):
+    """A trailing (or inner) blank line is not a document: the shard holds the other lines, each
+    seeded by its own line number, and verification against the chunk text agrees."""
+    texts = small_corpus(6)
+    lines = [json.dumps({"text": t}) for t in texts]
+    messy = tmp_path / "messy" / "chunk_001.jsonl"
+    messy.parent.mkdir()
+    messy.write_text("\n".join(lines[:3]) + "\n\n" + "\n".join(lines[3:]) + "\n\n")
+    sidecar = _build(messy, tmp_path / "messy" / "vanilla" / "chunk_001", processor=_identity, mode="vanilla")
+    assert sidecar["documents"] == 6 and sidecar["bad_lines"] == {}
+    assert verify_shard(tmp_path / "messy" / "vanilla" / "chunk_001", adapter=ByteAdapter())["checked_against_text"] == 6
+    # the document after the blank line draws from line 5's stream, as `morphcpt segment` does
+    seen = []
+    _build(messy, tmp_path / "messy" / "stochastok" / "chunk_001",
+           processor=lambda ids, rng: (seen.append(rng.random()) or list(ids), {}))
+    assert seen[3] == byte_rng(3, 1, 4).random() and seen[2] == byte_rng(3, 1, 2).random()

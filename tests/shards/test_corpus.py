@@ -191,3 +191,31 @@ def test_hf_download_only_the_subset_pinned_and_token_never_logged(tmp_path, mon
     log.clear()
     download_corpus({**corpus, "revision": commit}, tmp_path / "raw2" / "manifest.json", log=log.append)
     assert not any("40-hex" in line for line in log)
+
+
+def test_truncated_gzip_is_named_with_its_file(tmp_path):
+    raw = tmp_path / "raw.jsonl.gz"
+    whole = gzip.compress("".join(json.dumps({"text": t}) + "\n" for t in small_corpus(300)).encode())
+    raw.write_bytes(whole[: len(whole) // 2])  # an interrupted download
+    with pytest.raises(MorphcptError) as info:
+        _split(tmp_path, raw, 2)
+    message = str(info.value)
+    assert message.startswith(f"{raw}: the gzip file is truncated or damaged") and "download it again" in message
+    assert "\n" not in message
+    assert not list(tmp_path.glob("chunks/*.jsonl"))  # no partial chunks
+
+
+def test_bom_and_blank_lines_are_read_like_every_other_reader(tmp_path):
+    """A UTF-8 BOM is accepted; blank lines are not records but count in line numbers (a bad line
+    after them is reported at its own line), in the raw corpus and in chunks alike."""
+    from morphcpt.corpus import iter_chunk_documents
+
+    raw = tmp_path / "raw.jsonl"
+    raw.write_bytes(b'\xef\xbb\xbf{"text": "una"}\r\n\r\n{"text": "ikalawa"}\n  \n{"text": "ikatlo"}\n\n')
+    assert [(r.line_no, r.text) for r in iter_raw_records(raw)] == [(1, "una"), (3, "ikalawa"), (5, "ikatlo")]
+    assert [(n, t) for n, t, _ in iter_chunk_documents(raw)] == [(1, "una"), (3, "ikalawa"), (5, "ikatlo")]
+    chunks, result = _split(tmp_path, raw, 2)
+    assert result["records"] == 3 and _texts(chunks[0]) + _texts(chunks[1]) == ["una", "ikalawa", "ikatlo"]
+    raw.write_bytes(b'{"text": "una"}\n\n\n{"text": ""}\n')
+    with pytest.raises(MorphcptError, match=r"raw.jsonl:4: bad input line \(empty text\)"):
+        _split(tmp_path / "again", raw, 1)

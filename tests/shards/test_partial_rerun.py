@@ -1,5 +1,6 @@
-"""Partial reruns: editing the Patok module reruns shards and everything downstream of them,
-and nothing upstream (download, chunking, NeMo import), on a copy of the workflow."""
+"""Partial reruns, scoped by mode: editing a source file reruns the shards of exactly the modes
+that use it (morphcpt.shards.SOURCE_MODES) and their descendants, nothing upstream (download,
+chunking, NeMo import) and no other mode, on a copy of the workflow."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from morphcpt.shards import ALL_MODES, SOURCE_MODES
 
 pytestmark = pytest.mark.slow
 
@@ -63,16 +66,28 @@ def _dag(workdir: Path, mode: str, configfile: Path) -> list[dict]:
     return json.loads(line[len("DAG-JSON "):])
 
 
-def _patok_module(workdir: Path) -> Path:
-    """The module of the copy that defines the Patok processor."""
-    found = [p for p in sorted((workdir / "src" / "morphcpt" / "tokenization").rglob("*.py"))
-             if "class PatokProcessor" in p.read_text()]
-    assert len(found) == 1, f"expected one module defining PatokProcessor, found {found}"
-    return found[0]
+# One edited file per distinct set of modes in SOURCE_MODES (a file only Patok uses, one
+# StochasTok and Patok use, one every mode uses, one no shard uses), so a new grouping is covered.
+_EDITS = {}
+for _rel, _modes in SOURCE_MODES.items():
+    _EDITS.setdefault(tuple(sorted(_modes)), _rel)
+EDIT_CASES = sorted(((rel, modes) for modes, rel in _EDITS.items()), key=lambda c: (-len(c[1]), c[0]))
 
 
-def test_editing_patok_reruns_only_shards_and_downstream(tmp_path, repo_root):
-    wf = _copy_workflow(repo_root, tmp_path / "wf")
+def _mode_of(job: dict) -> str | None:
+    """The mode a job belongs to, from its output paths (.../shards/<tok>/<mode>/..., .../<mode>/train/...)."""
+    for path, _ in job["outputs"]:
+        parts = Path(path).parts
+        for mode in (*ALL_MODES, "base"):
+            if mode in parts:
+                return mode
+    return None
+
+
+@pytest.fixture(scope="module")
+def finished_workflow(tmp_path_factory, repo_root):
+    """A copy of the workflow whose every output exists and is up to date (placeholders + --touch)."""
+    wf = _copy_workflow(repo_root, tmp_path_factory.mktemp("rerun") / "wf")
     (wf / "corpus.jsonl").write_text('{"text": "Kumain na ako."}\n{"text": "Naglaro sila."}\n')
     config = yaml.safe_load((repo_root / "config" / "demo.yaml").read_text())
     config.update(results_dir="results")
@@ -81,7 +96,6 @@ def test_editing_patok_reruns_only_shards_and_downstream(tmp_path, repo_root):
     configfile = wf / "test.yaml"
     configfile.write_text(yaml.safe_dump(config))
 
-    # every output of the DAG exists and is marked done (placeholders, then --touch in DAG order)
     jobs = _dag(wf, "all", configfile)
     for job in jobs:
         for path, is_dir in job["outputs"]:
@@ -95,20 +109,37 @@ def test_editing_patok_reruns_only_shards_and_downstream(tmp_path, repo_root):
                              cwd=wf, capture_output=True, text=True, timeout=300)
     assert touched.returncode == 0, touched.stderr[-3000:]
     assert _dag(wf, "needrun", configfile) == [], "nothing should be left to run after --touch"
+    return wf, configfile, config, jobs
 
-    # a content edit of the Patok module, strictly newer than every output
-    patok = _patok_module(wf)
-    patok.write_text(patok.read_text() + "\n# edited by test_partial_rerun\n")
+
+@pytest.mark.parametrize("rel,modes", EDIT_CASES, ids=[f"{r}->{'+'.join(m) or 'none'}" for r, m in EDIT_CASES])
+def test_an_edit_reruns_only_the_modes_that_use_the_file(finished_workflow, rel, modes):
+    wf, configfile, config, jobs = finished_workflow
+    edited = wf / "src" / "morphcpt" / rel
+    original, stat = edited.read_bytes(), edited.stat()
+    # a content edit, strictly newer than every output
+    comment = b"\n# edited by test_partial_rerun\n" if edited.suffix == ".py" else b"\n"
+    edited.write_bytes(original + comment)
     future = time.time() + 60
-    os.utime(patok, (future, future))
+    os.utime(edited, (future, future))
+    try:
+        rerun_jobs = _dag(wf, "needrun", configfile)
+    finally:  # back to the finished state for the next case
+        edited.write_bytes(original)
+        os.utime(edited, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
-    rerun = Counter(job["rule"] for job in _dag(wf, "needrun", configfile))
+    rerun = Counter(job["rule"] for job in rerun_jobs)
     all_jobs = Counter(job["rule"] for job in jobs)
-    n_modes, n_chunks, n_steps = len(config["modes"]), 2, len(config["export"]["steps"])
-    assert rerun["tokenize"] == all_jobs["tokenize"] == n_modes * n_chunks
+    n_modes, n_chunks, n_steps = len(modes), 2, len(config["export"]["steps"])
+    if not modes:  # a module that never runs while a shard is written: nothing reruns
+        assert rerun_jobs == [], f"editing {rel} must rerun nothing: {dict(rerun)}"
+        return
+    assert all_jobs["tokenize"] == len(ALL_MODES) * n_chunks
+    assert rerun["tokenize"] == n_modes * n_chunks, f"editing {rel}: {dict(rerun)}"
+    assert {_mode_of(j) for j in rerun_jobs if j["rule"] in ("tokenize", "train", "export", "evaluate")} == set(modes)
     for rule in ("download_model", "import_nemo", "import_parity", "download_corpus", "split_chunks", "fetch_benchmark"):
-        assert rerun[rule] == 0, f"{rule} must not rerun after a Patok edit: {dict(rerun)}"
+        assert rerun[rule] == 0, f"{rule} must not rerun after editing {rel}: {dict(rerun)}"
     assert rerun["train"] == n_modes and rerun["export"] == n_modes * n_steps
-    # evaluations of exports rerun; the base model's evaluation (step 0) does not
-    assert rerun["evaluate"] == all_jobs["evaluate"] - 1
+    # evaluations of the rerun modes' exports rerun; the base model's evaluation (step 0) does not
+    assert rerun["evaluate"] == n_modes * n_steps * len(config["evaluation"]["benchmarks"])
     assert set(rerun) <= {"tokenize", "train", "export", "evaluate", "aggregate", "compare", "all"}

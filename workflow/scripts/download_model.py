@@ -10,7 +10,8 @@ from morphcpt.stage_io import run_stage  # noqa: E402
 def main(smk):
     from morphcpt.models.download import download_model
 
-    path = download_model(smk.params.family, Path(smk.output.manifest), seed=smk.params.seed)
+    path = download_model(smk.params.family, Path(smk.output.manifest), seed=smk.params.seed,
+                          name=smk.wildcards.family)
     print(f"download_model: wrote {path}")
 
 

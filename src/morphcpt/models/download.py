@@ -2,8 +2,8 @@
 
 The model folder is the directory of `layout.hf_manifest(family)`; the manifest (every file with
 its size and sha256) is written last, so its existence means the folder is complete. The HF token
-comes from the environment only (HF_TOKEN, or huggingface_hub's own login) and is never logged or
-written anywhere.
+comes from the environment only (HF_TOKEN or HUGGING_FACE_HUB_TOKEN, or huggingface_hub's own
+login; see morphcpt.hub) and is never logged or written anywhere.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from morphcpt.errors import MorphcptError
-from morphcpt.fileio import sha256_file
+from morphcpt.fileio import apply_umask, sha256_file
+from morphcpt.hub import explain_hub_error, hf_token
 
 # Only what the later stages need: weights as safetensors, configs, tokenizer files.
 HF_ALLOW_PATTERNS = ["*.safetensors", "*.safetensors.index.json", "config.json", "generation_config.json",
@@ -61,15 +62,10 @@ def _replace_dir(tmp: Path, dest: Path) -> None:
     tmp.rename(dest)
 
 
-def hf_token() -> str | None:
-    """The Hub token from the environment (never logged); None lets huggingface_hub use its login."""
-    return os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN") or None
-
-
-def download_hf(hf_id: str, revision: str, dest: Path) -> None:
-    """snapshot_download of `hf_id` at `revision` (safetensors, configs, tokenizer only) into `dest`."""
+def download_hf(hf_id: str, revision: str, dest: Path, config_key: str = "families.<family>") -> None:
+    """snapshot_download of `hf_id` at `revision` (safetensors, configs, tokenizer only) into `dest`.
+    `config_key` (families.<name>) is named in the fix of a failed download."""
     from huggingface_hub import snapshot_download
-    from huggingface_hub.utils import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
 
     token = hf_token()
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -78,33 +74,24 @@ def download_hf(hf_id: str, revision: str, dest: Path) -> None:
         try:
             snapshot_download(repo_id=hf_id, revision=revision, allow_patterns=HF_ALLOW_PATTERNS,
                               local_dir=str(tmp), token=token)
-        except GatedRepoError:
-            hint = ("HF_TOKEN is not set: export HF_TOKEN=<a read token of an account that accepted the licence>"
-                    if token is None else "the account of HF_TOKEN has not been granted access: accept the "
-                    f"licence on https://huggingface.co/{hf_id}")
-            raise MorphcptError(f"{hf_id} is a gated model; {hint}") from None
-        except RevisionNotFoundError:
-            raise MorphcptError(f"{hf_id}: revision {revision} not found; fix families.*.revision in the config") from None
-        except RepositoryNotFoundError:
-            raise MorphcptError(f"{hf_id}: repository not found (or gated and no HF_TOKEN set); "
-                                "check families.*.hf_id and export HF_TOKEN") from None
-        except HfHubHTTPError as exc:
-            raise MorphcptError(f"{hf_id}@{revision}: download failed ({type(exc).__name__}: "
-                                f"{str(exc).splitlines()[0][:200]})") from None
+        except Exception as exc:  # gated, 401/403, unknown repo or revision, offline: explained with the fix
+            raise MorphcptError(explain_hub_error(exc, hf_id, revision, config_key=config_key)) from None
+        apply_umask(tmp)  # mkdtemp made it 0700; the model folder gets the mode mkdir would give
         shutil.rmtree(tmp / ".cache", ignore_errors=True)  # huggingface_hub's local_dir metadata
         _replace_dir(tmp, dest)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def download_model(family: dict[str, Any], manifest_path: Path, seed: int) -> Path:
-    """Materialise a family's HF model folder next to `manifest_path`; write the manifest last."""
+def download_model(family: dict[str, Any], manifest_path: Path, seed: int, name: str = "<family>") -> Path:
+    """Materialise a family's HF model folder next to `manifest_path`; write the manifest last.
+    `name` is the family's key in the config (named in error messages)."""
     manifest_path = Path(manifest_path)
     model_dir = manifest_path.parent
     if manifest_path.exists():
         manifest_path.unlink()  # a stale manifest must never vouch for a new folder
     if family["source"] == "hf":
-        download_hf(family["hf_id"], family["revision"], model_dir)
+        download_hf(family["hf_id"], family["revision"], model_dir, config_key=f"families.{name}")
         info = {"source": "hf", "hf_id": family["hf_id"], "revision": family["revision"]}
     elif family["source"] == "synthetic":
         from morphcpt.models.synthetic import synthetic_spec, write_synthetic_model

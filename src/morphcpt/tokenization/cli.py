@@ -1,8 +1,11 @@
 """`morphcpt segment`: tokenize one JSONL file with vanilla / stochastok / patok.
 
-Input lines are `{"text": ...}`; output lines are `{"ids": [...], "counters": {...}}` in the same
-order, without bos/eos. Document i uses document_rng(seed, chunk, i), so the output does not depend
-on batching. The output is written to a temporary file and renamed when complete.
+Input lines are `{"text": ...}`, read and checked exactly as the shards read chunk lines (blank
+lines skipped, a UTF-8 byte order mark accepted, empty or non-UTF-8 text refused at file:line);
+output lines are `{"ids": [...], "counters": {...}}` in the same order, without bos/eos. The
+document on line L uses document_rng(seed, chunk, L - 1), as in the shard of that chunk, so the
+output does not depend on batching. The output is written to a temporary file and renamed when
+complete, with the mode the umask gives new files.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import time
 from pathlib import Path
 
 from morphcpt.errors import MorphcptError
+from morphcpt.fileio import apply_umask
 
 BATCH_DOCUMENTS = 256
 SUMMED_COUNTERS = ("tokens_in", "tokens_out", "attempts", "splits", "affix_splits", "affix_preserved",
@@ -35,37 +39,33 @@ def parse_sets(pairs: list[str] | None) -> dict[str, float]:
     return params
 
 
-def read_texts(path: Path) -> list[str]:
-    """The `text` of every line; any other line is an error naming file:line."""
-    texts = []
-    try:
-        handle = open(path, encoding="utf-8")
-    except OSError as exc:
-        raise MorphcptError(f"{path}: cannot read ({exc.strerror})") from exc
-    with handle:
-        line_no = 0
-        try:
-            for line_no, line in enumerate(handle, 1):
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise MorphcptError(f"{path}:{line_no}: not valid JSON ({exc.msg}); each line must be {{\"text\": ...}}") from exc
-                if not isinstance(record, dict) or not isinstance(record.get("text"), str):
-                    raise MorphcptError(f"{path}:{line_no}: expected a JSON object with a string 'text' field")
-                texts.append(record["text"])
-        except UnicodeDecodeError as exc:
-            raise MorphcptError(f"{path}:{line_no + 1}: not UTF-8 ({exc.reason})") from exc
-    return texts
+def read_documents(path: Path) -> list[tuple[int, str]]:
+    """(line number, text) of every record; a bad line is an error naming file:line."""
+    from morphcpt.corpus import iter_jsonl_texts
+
+    if not Path(path).is_file():
+        raise MorphcptError(f"{path}: input file not found")
+    documents = []
+    for line_no, text, kind in iter_jsonl_texts(path):
+        if kind is not None:
+            raise MorphcptError(f"{path}:{line_no}: bad input line ({kind.replace('_', ' ')}); each line must be a "
+                                "JSON object with a non-empty UTF-8 string 'text' (what shards accept); fix or remove it")
+        documents.append((line_no, text))
+    return documents
 
 
-def segment_texts(adapter, proc, texts: list[str], seed: int, chunk: int = 0, first_index: int = 0):
-    """Yield (ids, counters) per text; text i uses document_rng(seed, chunk, first_index + i)."""
+def segment_texts(adapter, proc, texts: list[str], seed: int, chunk: int = 0, first_index: int = 0,
+                  doc_indices: list[int] | None = None):
+    """Yield (ids, counters) per text; text i uses document_rng(seed, chunk, doc_indices[i]), by default
+    first_index + i."""
     from morphcpt.tokenization.modes import document_rng
 
+    if doc_indices is None:
+        doc_indices = range(first_index, first_index + len(texts))
     for batch_start in range(0, len(texts), BATCH_DOCUMENTS):
         batch = texts[batch_start:batch_start + BATCH_DOCUMENTS]
         for offset, ids in enumerate(adapter.encode_batch(batch)):
-            yield proc(ids, document_rng(seed, chunk, first_index + batch_start + offset))
+            yield proc(ids, document_rng(seed, chunk, doc_indices[batch_start + offset]))
 
 
 def add_arguments(parser) -> None:
@@ -87,7 +87,8 @@ def run(args) -> int:
         raise MorphcptError("--seed and --chunk must be non-negative integers")
     started = time.perf_counter()
     params = parse_sets(args.sets)
-    texts = read_texts(args.input)
+    documents = read_documents(args.input)
+    texts, doc_indices = [t for _, t in documents], [line_no - 1 for line_no, _ in documents]
     adapter = TokenizerAdapter.from_dir(args.tokenizer)
     proc = make_processor(adapter, args.mode, params, cache_dir=args.cache_dir)
 
@@ -96,10 +97,11 @@ def run(args) -> int:
     fd, tmp = tempfile.mkstemp(prefix=f".{args.output.name}-", dir=args.output.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
-            for ids, counters in segment_texts(adapter, proc, texts, args.seed, args.chunk):
+            for ids, counters in segment_texts(adapter, proc, texts, args.seed, args.chunk, doc_indices=doc_indices):
                 out.write(json.dumps({"ids": ids, "counters": counters}) + "\n")
                 for key in SUMMED_COUNTERS:
                     totals[key] += counters.get(key, 0)
+        apply_umask(tmp)  # mkstemp made it 0600
         os.replace(tmp, args.output)
     finally:
         if os.path.exists(tmp):
