@@ -46,7 +46,10 @@ SOURCE_MODES: dict[str, tuple[str, ...]] = {
     "corpus.py": ALL_MODES,
     "tokenization/__init__.py": ALL_MODES,
     "tokenization/adapter.py": ALL_MODES,
-    "tokenization/modes.py": ALL_MODES,  # make_processor, the three processors, the expander
+    "tokenization/modes.py": ALL_MODES,  # make_processor, the vanilla processor
+    "tokenization/params.py": ALL_MODES,  # mode parameters, the per-document Generator
+    "tokenization/stochastok.py": ("stochastok", "patok"),  # the expander (Patok expands too)
+    "tokenization/patok.py": ("patok",),
     "tokenization/split_table.py": ("stochastok", "patok"),
     "tokenization/affixes.py": ("patok",),
     "tokenization/affixes_filipino.txt": ("patok",),

@@ -17,7 +17,7 @@ from morphcpt.errors import MorphcptError
 from morphcpt.tokenization import BYTE_FALLBACK, SPECIAL, SplitTable, document_rng, resolve_params
 from morphcpt.tokenization.affixes import default_inventory
 from morphcpt.tokenization.cutter import default_cutter, text_cuts
-from morphcpt.tokenization.modes import _Expander
+from morphcpt.tokenization.stochastok import Expander
 
 MODE_PARAMS = [
     ("vanilla", {}),
@@ -195,7 +195,7 @@ def test_stochastok_matches_the_reference_distribution():
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     pairs = np.array([p for t in range(6) for p in splits.get(t, [])], dtype=np.int32)
     table = SplitTable(offsets, pairs, "toy")
-    expand = _Expander(SimpleNamespace(token_bytes=token_bytes), table)
+    expand = Expander(SimpleNamespace(token_bytes=token_bytes), table)
     ids = [5, 0, 4]
     exact = _exact_stochastok_distribution(ids, 2, table)
     rng = np.random.default_rng(123)
