@@ -30,8 +30,8 @@ def family_params(config: dict[str, Any], family: str) -> float:
 # (bf16-mixed: fp32 main params + two fp32 Adam moments; fp32 training: the two moments only).
 CHECKPOINT_WEIGHT_BYTES = {"bf16-mixed": 2, "32": 4}
 CHECKPOINT_OPTIMIZER_BYTES = {"bf16-mixed": 12, "32": 8}
-# context/ of each checkpoint: the model config and a copy of the tokenizer files (Llama 3 ~9 MB).
-CHECKPOINT_CONTEXT_BYTES = 1.0e7
+# context/ of each checkpoint: the model config and a copy of the tokenizer files (Llama 3: 17 MB).
+CHECKPOINT_CONTEXT_BYTES = 1.7e7
 
 
 def kept_checkpoints(config: dict[str, Any]) -> int:

@@ -105,6 +105,8 @@ def interrupt_training(spec: dict, result: Path, ready, sig: int, timeout: float
             while not ready():
                 if proc.poll() is not None or time.monotonic() > deadline:
                     log.seek(0)
+                    result.with_suffix(".log").write_text(log.read())
+                    log.seek(0)
                     raise AssertionError(f"training ended (rc {proc.returncode}) before the interruption point:\n"
                                          + log.read()[-8000:])
                 time.sleep(0.02)
@@ -123,7 +125,9 @@ def interrupt_training(spec: dict, result: Path, ready, sig: int, timeout: float
             if proc.poll() is None:
                 proc.kill()
         log.seek(0)
-        output = log.read()[-8000:]
+        output = log.read()
+    result.with_suffix(".log").write_text(output)
+    output = output[-8000:]
     if not result.is_file():
         raise AssertionError(f"interrupted training wrote no result (rc {proc.returncode}):\n{output}")
     return {**json.loads(result.read_text()), "output": output}

@@ -47,26 +47,37 @@ class SaveOnSigterm(Callback):
             print(f"train: received signal {signum}: saving a checkpoint after this step", flush=True)
             self._interrupted = True
 
-        self._previous = signal.signal(signal.SIGTERM, handler)
+        # Megatron's checkpoint writer reports through a multiprocessing Manager it spawns at the
+        # first save. A spawned process starts with SIGTERM at its default (die) unless the parent
+        # ignores it: start it now with SIGTERM ignored, so the SIGTERM that asks for the save
+        # (Slurm signals every process of the job step) does not kill the writer mid-save.
+        self._previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        from megatron.core.dist_checkpointing.strategies.filesystem_async import _get_write_results_queue
+
+        _get_write_results_queue()
+        signal.signal(signal.SIGTERM, handler)
 
     def on_train_end(self, trainer, pl_module):
         if self._previous is not None:
             signal.signal(signal.SIGTERM, self._previous)
             self._previous = None
 
-    def _any_rank_interrupted(self) -> bool:
+    def _any_rank_interrupted(self, trainer) -> bool:
         import torch
         import torch.distributed as dist
 
+        # Lightning's own SIGTERM handler (if it got the signal first) sets received_sigterm and
+        # raises after this hook: save now in either case.
+        interrupted = self._interrupted or bool(getattr(trainer, "received_sigterm", False))
         if not (dist.is_available() and dist.is_initialized()):
-            return self._interrupted
-        flag = torch.tensor([int(self._interrupted)], dtype=torch.int32,
+            return interrupted
+        flag = torch.tensor([int(interrupted)], dtype=torch.int32,
                             device="cuda" if torch.cuda.is_available() else "cpu")
         dist.all_reduce(flag, op=dist.ReduceOp.MAX)
         return bool(flag.item())
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        if not self._any_rank_interrupted():
+        if not self._any_rank_interrupted(trainer):
             return
         saved = _save_now(trainer)
         print(f"train: preempted after step {trainer.global_step}; "

@@ -92,7 +92,9 @@ def train(spec: dict[str, Any]) -> None:
     # else start from the imported weights. Named explicitly: without a `-last` copy NeMo's own
     # search (resume_if_exists) would find nothing.
     latest = latest_checkpoint(Path(spec["checkpoint_dir"]), t["global_batch_size"])
-    resume = nl.AutoResume(restore_config=nl.RestoreConfig(path=str(nemo_dir), load_optim_state=False),
-                           resume_from_path=str(latest[1]) if latest else None,
-                           resume_if_exists=False, resume_ignore_no_checkpoint=True)
+    if latest is not None:
+        resume = nl.AutoResume(resume_from_path=str(latest[1]), resume_if_exists=False)
+    else:
+        resume = nl.AutoResume(restore_config=nl.RestoreConfig(path=str(nemo_dir), load_optim_state=False),
+                               resume_if_exists=False, resume_ignore_no_checkpoint=True)
     llm.train(model=model, data=data, trainer=trainer, log=logger, resume=resume, optim=optim, tokenizer="data")
