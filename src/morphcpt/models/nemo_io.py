@@ -1,6 +1,7 @@
 """HF <-> NeMo conversion and forward passes (NeMo 2.7 `llm.import_ckpt` / `llm.export_ckpt`).
 
-Everything here imports NeMo lazily and applies the CPU shims first (a no-op with CUDA).
+Everything here imports NeMo lazily and applies the CPU shims first (`nemo_cpu.apply`: nothing
+on a GPU machine with TransformerEngine, an error on one without it).
 Functions that save checkpoints must run under an `if __name__ == "__main__":` guard in the
 calling script: Megatron's checkpoint writer may spawn processes that re-import the main module.
 """
@@ -28,7 +29,8 @@ PARITY_TEXTS = (
 
 
 def nemo_setup() -> None:
-    """Apply the CPU shims (no-op on GPU). Call before building any NeMo object."""
+    """Apply the CPU shims (none on GPU; CUDA without TE is an error). Call before building any
+    NeMo object."""
     from morphcpt.models import nemo_cpu
 
     nemo_cpu.apply()
