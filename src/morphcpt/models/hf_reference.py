@@ -42,9 +42,13 @@ def load_hf_reference(hf_dir: Path, **config_overrides):
     return model.to(reference_device()).eval()
 
 
-def release(model) -> None:
+def free_cuda_cache() -> None:
+    """Give cached GPU memory back after the caller dropped its last reference to the model (the
+    training driver holds no GPU memory while its workers train)."""
+    import gc
+
     import torch
 
-    del model
+    gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()

@@ -176,12 +176,13 @@ def hf_logits(hf_dir: Path, ids: list[list[int]], **config_overrides):
     batch of equal-length sequences, on the CPU."""
     import torch
 
-    from morphcpt.models.hf_reference import load_hf_reference, reference_device, release
+    from morphcpt.models.hf_reference import free_cuda_cache, load_hf_reference, reference_device
 
     model = load_hf_reference(hf_dir, **config_overrides)
     with torch.no_grad():
         logits = model(torch.tensor(ids, dtype=torch.long, device=reference_device())).logits.float().cpu()
-    release(model)
+    del model
+    free_cuda_cache()
     return logits
 
 

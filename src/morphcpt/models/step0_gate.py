@@ -40,7 +40,7 @@ def hf_reference_losses(hf_dir: Path, samples: list[dict[str, Any]], eod_id: int
     number of such tokens."""
     import torch
 
-    from morphcpt.models.hf_reference import load_hf_reference, reference_device, release
+    from morphcpt.models.hf_reference import free_cuda_cache, load_hf_reference, reference_device
 
     device = reference_device()
     model = load_hf_reference(hf_dir)
@@ -61,7 +61,8 @@ def hf_reference_losses(hf_dir: Path, samples: list[dict[str, Any]], eod_id: int
                 ce = torch.nn.functional.cross_entropy(lg.double(), labels, reduction="none")
                 sums[objective] += float((ce * mask.double()).sum())
             n_tokens += float(mask.sum())
-    release(model)
+    del model
+    free_cuda_cache()
     if n_tokens == 0:
         raise MorphcptError("the step-0 batch has no loss tokens; the shards are empty or only eod tokens")
     return {**{f"loss_{o}": sums[o] / n_tokens for o in OBJECTIVES}, "tokens": n_tokens}
