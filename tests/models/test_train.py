@@ -153,12 +153,18 @@ def test_lr_follows_the_cosine_with_configured_max_steps(training_run):
 @pytest.mark.slow
 def test_step0_gate_fails_for_other_weights_and_stays_failed(tmp_path, tiny_llama_hf, fixture_shards,
                                                              llama3_tokenizer_dir):
-    """Negative control: NeMo weights imported from another (differently seeded) model, gated
+    """Negative control: NeMo weights that are not the base model's (another seed, and an output
+    layer at a fresh initialisation's scale: what training from un-restored weights sees), gated
     against the base model's HF loss. The gate fails before any checkpoint, its report is kept,
     and a rerun stops at once with how to rerun on purpose."""
+    from safetensors.torch import load_file, save_file
+
     from morphcpt.models.synthetic import write_synthetic_model
 
     other_hf = write_synthetic_model(tmp_path / "other_hf", arch="llama", seed=11, tokenizer_dir=llama3_tokenizer_dir)
+    weights = load_file(other_hf / "model.safetensors")
+    weights["lm_head.weight"] = weights["lm_head.weight"] * 0.02  # logits near 0: loss ~ ln(vocab)
+    save_file(weights, other_hf / "model.safetensors", metadata={"format": "pt"})
     other_nemo = tmp_path / "other_nemo"
     done = tmp_path / "import.json"
     run_json(f"""
@@ -175,7 +181,8 @@ def test_step0_gate_fails_for_other_weights_and_stays_failed(tmp_path, tiny_llam
     assert not result["ok"] and "step-0 gate failed" in result["error"], result
     gate_path = train_dir / "step0_gate.json"
     gate = json.loads(gate_path.read_text())
-    assert not gate["passed"] and gate["relative_diff"] > 0.1
+    assert not gate["passed"] and gate["relative_diff"] > 0.1, gate  # ~ln(vocab) vs the confident base model
+    assert "did not start from the imported weights" in gate["reason"]
     assert not (train_dir / "train.done").exists() and not (train_dir / "metrics.json").exists()
     checkpoints = train_dir / "checkpoints"
     assert not checkpoints.exists() or not any(checkpoints.iterdir())  # stopped before any checkpoint
