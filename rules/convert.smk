@@ -31,13 +31,14 @@ rule import_parity:
         report=layout.import_parity(),
     params:
         family=lambda wc: config["families"][wc.family],
-        max_abs_diff=config["parity"]["import_max_abs_diff"],
+        thresholds=config["parity"],
     log:
         layout.log("import_parity", "{family}"),
     threads: gpu_resources("import_parity")["cpus_per_task"]
     resources:
         **gpu_resources("import_parity"),
         out_mb=out_mb("import_parity"),
+    retries: 0  # a gate: a failure is deterministic; its report stays as nemo_parity.json.failed
     conda:
         NEMO_ENV
     container:

@@ -24,6 +24,8 @@ rule train:
         **{k: v for k, v in gpu_resources("train").items() if k != "gpu"},
         gpu=lambda wc: config["families"][wc.family]["parallelism"]["gpus"],
         out_mb=out_mb("train"),
+    # Retries resume a preempted or timed-out run from its last checkpoint. A failed step-0 gate is
+    # not retried: its report is kept and the retried job stops at once, before any GPU work.
     retries: 2
     conda:
         NEMO_ENV

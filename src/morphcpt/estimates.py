@@ -25,9 +25,30 @@ def family_params(config: dict[str, Any], family: str) -> float:
     return float(2 * LLAMA3_VOCAB * h + layers * per_layer + h)
 
 
+# Bytes per parameter of a training checkpoint (Megatron dist checkpoint), by training.precision:
+# the model weights, and the optimizer state saved with every checkpoint a resume can start from
+# (bf16-mixed: fp32 main params + two fp32 Adam moments; fp32 training: the two moments only).
+CHECKPOINT_WEIGHT_BYTES = {"bf16-mixed": 2, "32": 4}
+CHECKPOINT_OPTIMIZER_BYTES = {"bf16-mixed": 12, "32": 8}
+# context/ of each checkpoint: the model config and a copy of the tokenizer files (Llama 3: 17 MB).
+CHECKPOINT_CONTEXT_BYTES = 1.7e7
+
+
 def kept_checkpoints(config: dict[str, Any]) -> int:
+    """Checkpoints a train job keeps (morphcpt.models.checkpoints.kept_steps): one every
+    checkpoint_every steps, and the one after max_steps."""
     t = config["training"]
-    return max(1, t["max_steps"] // t["checkpoint_every"])
+    return len(set(range(t["checkpoint_every"], t["max_steps"] + 1, t["checkpoint_every"])) | {t["max_steps"]})
+
+
+def checkpoint_bytes(config: dict[str, Any], family: str) -> float:
+    """Bytes one train job leaves on disk: each kept checkpoint written once, all but the final
+    one with optimizer state (resumable), the final one weights only."""
+    precision = str(config["training"].get("precision", "bf16-mixed"))
+    params = family_params(config, family)
+    n = kept_checkpoints(config)
+    weights, optimizer = CHECKPOINT_WEIGHT_BYTES[precision], CHECKPOINT_OPTIMIZER_BYTES[precision]
+    return params * (n * weights + (n - 1) * optimizer) + n * CHECKPOINT_CONTEXT_BYTES
 
 
 def train_tokens(config: dict[str, Any]) -> float:
@@ -55,7 +76,7 @@ def output_bytes(config: dict[str, Any], rule: str, wildcards: dict[str, str] | 
     if rule in ("download_model", "import_nemo", "export") and family:
         return family_params(config, family) * plan["bytes_per_param_weights"]
     if rule == "train" and family:
-        return family_params(config, family) * plan["bytes_per_param_checkpoint"] * kept_checkpoints(config)
+        return checkpoint_bytes(config, family)
     if rule in ("download_corpus", "split_chunks"):
         # raw UTF-8 text: roughly 3.5 bytes per canonical token for Tagalog web text
         return corpus["estimated_tokens"] * 3.5

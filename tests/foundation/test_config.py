@@ -27,7 +27,7 @@ def test_real_config_is_valid_and_gets_defaults(repo_root):
     assert config["modes"]["patok"] == {"cut_prop": 0.8, "expand_prop": 0.1}
     assert config["export"]["steps"] == [1000, 2000, 3000, 4000, 5000]
     # defaults are filled in from the schema
-    assert config["plan"]["bytes_per_param_checkpoint"] == 14
+    assert config["plan"]["bytes_per_param_weights"] == 2
 
 
 def test_demo_config_is_valid(repo_root):

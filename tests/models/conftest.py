@@ -1,5 +1,5 @@
 """Session fixtures of the model tests: one tiny Llama, its NeMo import and one training run
-(killed after its first checkpoint, then resumed) shared by all tests.
+(preempted with SIGTERM, killed during a checkpoint save, then rerun to completion) shared by all tests.
 
 NeMo work runs in subprocesses: the CPU shims patch torch process-wide, and Megatron's parallel
 state can be initialised only once per process. Each helper returns the subprocess's JSON result.
@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from model_fixtures import KILL_AT, run_json, run_training_subprocess, training_spec, write_fixture_shard
+from model_fixtures import (interrupt_training, run_json, run_training_subprocess, training_spec,
+                            write_fixture_shard)
 
 
 @pytest.fixture(scope="session")
@@ -53,15 +54,36 @@ def fixture_shards(tmp_path_factory, tiny_llama_hf) -> list[str]:
 
 @pytest.fixture(scope="session")
 def training_run(tmp_path_factory, imported_nemo, tiny_llama_hf, fixture_shards) -> dict:
-    """The shared run: killed (SIGKILL) before step 10, after the step-10 checkpoint; then rerun."""
-    from morphcpt.models.train import KILL_ENV
+    """The shared run (20 steps, a checkpoint every 5), interrupted twice the ways a cluster does:
+    1. SIGTERM to the driver once step 6 is logged (Slurm's warning before the time limit): the
+       worker finishes its step, saves a checkpoint and stops;
+    2. rerun, and SIGKILL to every process while the step-10 checkpoint is being written (its
+       `-unfinished` marker exists): a node lost mid-save;
+    3. rerun to completion: the unfinished checkpoint is removed and training resumes from the
+       previous complete one (the SIGTERM save)."""
+    import signal
 
     work = tmp_path_factory.mktemp("train")
     train_dir = work / "run"
+    ckpt_dir = train_dir / "checkpoints"
     spec = training_spec(imported_nemo, tiny_llama_hf, fixture_shards, train_dir)
-    first = run_training_subprocess(spec, work / "first.json", {KILL_ENV: str(KILL_AT)})
-    checkpoints_after_kill = sorted(p.name for p in (train_dir / "checkpoints").iterdir())
-    metrics_after_kill = (train_dir / "metrics.jsonl").read_text()
-    second = run_training_subprocess(spec, work / "second.json")
-    return {"spec": spec, "train_dir": train_dir, "first": first, "second": second,
-            "checkpoints_after_kill": checkpoints_after_kill, "metrics_after_kill": metrics_after_kill}
+
+    def logged_steps() -> int:
+        path = train_dir / "metrics.jsonl"
+        return len(path.read_text().splitlines()) if path.is_file() else 0
+
+    first = interrupt_training(spec, work / "first.json", lambda: logged_steps() >= 7, signal.SIGTERM)
+    after_sigterm = sorted(p.name for p in ckpt_dir.iterdir())
+    unfinished_seen: list[str] = []
+
+    def saving_step_10() -> bool:
+        markers = [p.name for p in ckpt_dir.glob("*consumed_samples=40*-unfinished")]
+        unfinished_seen.extend(markers)
+        return bool(markers)
+
+    second = interrupt_training(spec, work / "second.json", saving_step_10, signal.SIGKILL)
+    after_kill = sorted(p.name for p in ckpt_dir.iterdir())
+    third = run_training_subprocess(spec, work / "third.json")
+    return {"spec": spec, "train_dir": train_dir, "first": first, "second": second, "third": third,
+            "checkpoints_after_sigterm": after_sigterm, "checkpoints_after_kill": after_kill,
+            "unfinished_seen": unfinished_seen}

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from model_fixtures import run_json, write_fixture_shard
+from model_fixtures import DEFAULT_PARITY, run_json, write_fixture_shard
 from morphcpt.errors import MorphcptError
 from morphcpt.models.nemo_io import check_arch_runnable, needs_transformer_engine
-from morphcpt.models.train import check_shards
+from morphcpt.models.train_inputs import check_shards
 
 
 def _have_te() -> bool:
@@ -101,6 +101,42 @@ def test_gemma_shards_are_wired_to_its_own_tokenizer(tmp_path, tiny_gemma_hf, ll
         check_shards([str(prefix)], llama3_tokenizer_dir, vocab)
 
 
+def _capping_gemma(tmp_path, tiny_gemma_hf):
+    """The tiny Gemma with larger attention and embedding weights, so that its attention scores and
+    final logits reach the soft-capping range (as Gemma 2 2B's do: logits of ~30)."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    dest = tmp_path / "capping_gemma"
+    shutil.copytree(tiny_gemma_hf, dest)
+    w = load_file(dest / "model.safetensors")
+    for name in list(w):
+        if name.endswith(("q_proj.weight", "k_proj.weight")):
+            w[name] = w[name] * 8
+        elif name == "model.embed_tokens.weight":
+            w[name] = w[name] * 40
+    save_file(w, dest / "model.safetensors", metadata={"format": "pt"})
+    return dest
+
+
+def test_gemma_reference_keeps_soft_capping(tmp_path, tiny_gemma_hf):
+    """Every HF reference (import/export parity, step-0 loss) loads through hf_reference with eager
+    attention, the only transformers attention that applies Gemma 2's attention-logit soft-capping.
+    Dropping the capping changes the reference logits by far more than the parity gate allows."""
+    from morphcpt.models.hf_reference import load_hf_reference
+    from morphcpt.models.nemo_io import compare_logits, hf_logits
+
+    model = _capping_gemma(tmp_path, tiny_gemma_hf)
+    assert load_hf_reference(model).config._attn_implementation == "eager"
+    ids = [[2, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20]]
+    reference = hf_logits(model, ids)
+    for dropped in ({"attn_logit_softcapping": None}, {"final_logit_softcapping": None}):
+        report = compare_logits(reference, hf_logits(model, ids, **dropped), DEFAULT_PARITY, str(dropped))
+        assert not report["passed"], report
+    assert compare_logits(reference, hf_logits(model, ids), DEFAULT_PARITY, "same")["passed"]
+
+
 def test_gemma_nemo_stages_say_they_need_te():
     assert needs_transformer_engine("gemma") and not needs_transformer_engine("llama")
     if _have_te():
@@ -119,6 +155,7 @@ def test_gemma_import_parity_on_gpu(tmp_path, tiny_gemma_hf):
         from pathlib import Path
         from morphcpt.models.nemo_io import import_nemo, import_parity
         nemo = import_nemo(Path({str(tiny_gemma_hf)!r}), Path({str(tmp_path / "nemo")!r}), {{"arch": "gemma"}})
-        import_parity(Path({str(tiny_gemma_hf)!r}), nemo, 1e-3, Path({str(report_path)!r}), {{"arch": "gemma"}})
+        import_parity(Path({str(tiny_gemma_hf)!r}), nemo, {DEFAULT_PARITY!r}, Path({str(report_path)!r}),
+                      {{"arch": "gemma"}})
     """, report_path)
     assert report["passed"]

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from model_fixtures import run_json
+from model_fixtures import DEMO_PARITY, run_json
 from morphcpt.models import nemo_cpu
 
 
@@ -24,15 +24,41 @@ def test_shims_are_a_no_op_with_cuda_and_te(monkeypatch):
     assert nemo_cpu.apply() == {}
 
 
-def test_gpu_without_te_gets_only_the_te_shims(monkeypatch):
+def test_gpu_without_te_is_an_error(monkeypatch):
+    from morphcpt.errors import MorphcptError
+
+    monkeypatch.setattr(nemo_cpu, "cuda_available", lambda: True)
+    monkeypatch.setattr(nemo_cpu, "te_available", lambda: False)
+    monkeypatch.setattr(nemo_cpu, "APPLIED", {})
+    monkeypatch.delenv(nemo_cpu.ALLOW_GPU_WITHOUT_TE_ENV, raising=False)
+    for name in nemo_cpu.SHIMS:
+        monkeypatch.setattr(nemo_cpu, f"_shim_{name}", lambda name=name: pytest.fail(f"{name} installed"))
+    with pytest.raises(MorphcptError, match=f"CUDA is available but TransformerEngine.*{nemo_cpu.ALLOW_GPU_WITHOUT_TE_ENV}=1"):
+        nemo_cpu.apply()
+    assert nemo_cpu.APPLIED == {}
+
+
+def test_gpu_without_te_on_purpose_gets_only_the_te_shims(monkeypatch):
     installed = []
     monkeypatch.setattr(nemo_cpu, "cuda_available", lambda: True)
+    monkeypatch.setattr(nemo_cpu, "te_available", lambda: False)
+    monkeypatch.setattr(nemo_cpu, "APPLIED", {})
+    monkeypatch.setenv(nemo_cpu.ALLOW_GPU_WITHOUT_TE_ENV, "1")
+    for name in nemo_cpu.SHIMS:
+        monkeypatch.setattr(nemo_cpu, f"_shim_{name}", lambda name=name: installed.append(name))
+    nemo_cpu.apply()
+    assert sorted(installed) == ["cast_dtype", "norm_names", "transformer_config"]
+
+
+def test_cpu_without_te_gets_every_shim(monkeypatch):
+    installed = []
+    monkeypatch.setattr(nemo_cpu, "cuda_available", lambda: False)
     monkeypatch.setattr(nemo_cpu, "te_available", lambda: False)
     monkeypatch.setattr(nemo_cpu, "APPLIED", {})
     for name in nemo_cpu.SHIMS:
         monkeypatch.setattr(nemo_cpu, f"_shim_{name}", lambda name=name: installed.append(name))
     nemo_cpu.apply()
-    assert sorted(installed) == ["cast_dtype", "norm_names", "transformer_config"]
+    assert sorted(installed) == sorted(nemo_cpu.SHIMS)
 
 
 def test_unknown_skip_name_is_refused():
@@ -122,7 +148,7 @@ def test_without_norm_shim_the_import_gate_fails(tmp_path, tiny_llama_hf):
         norm = load_nemo(nemo).state_dict()
         norm = [v for k, v in norm.items() if k.endswith("decoder.layers.0.input_layernorm.weight")][0]
         try:
-            import_parity(Path({str(tiny_llama_hf)!r}), nemo, 1e-4, Path({str(tmp_path / "parity.json")!r}))
+            import_parity(Path({str(tiny_llama_hf)!r}), nemo, {DEMO_PARITY!r}, Path({str(tmp_path / "parity.json")!r}))
             error = None
         except MorphcptError as exc:
             error = str(exc)

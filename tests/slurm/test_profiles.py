@@ -63,8 +63,10 @@ def test_slurm_profile_carries_only_site_choices(slurm_profile):
     assert set(slurm_profile["default-resources"]) == {"slurm_partition", "slurm_account"}
     assert set(slurm_profile["set-resources"]) == GPU_RULES
     for rule, resources in slurm_profile["set-resources"].items():
-        assert set(resources) <= {"slurm_partition", "gpu_model"}, rule
+        assert set(resources) <= {"slurm_partition", "gpu_model"} | ({"slurm_extra"} if rule == "train" else set()), rule
         assert resources["slurm_partition"], rule
+    # The train job gets SIGTERM before its time limit, early enough for the save on SIGTERM.
+    assert slurm_profile["set-resources"]["train"]["slurm_extra"] == "'--signal=TERM@900'"
     # gpu/cpus/mem/runtime belong to the rules (config `resources:`), not to the site profile.
     assert not {"gpu", "mem_mb", "runtime", "cpus_per_task"} & set(keys_anywhere(slurm_profile))
 

@@ -5,11 +5,12 @@ from pathlib import Path
 
 def main(smk):
     from morphcpt.models.export import export_checkpoint
+    from morphcpt.models.nemo_io import describe_parity
 
     report = export_checkpoint(Path(smk.params.checkpoint_dir), int(smk.wildcards.step),
                                smk.params.global_batch_size, Path(smk.output.hf), Path(smk.input.hf).parent,
-                               smk.params.max_abs_diff, Path(smk.output.parity))
-    print(f"export: step {smk.wildcards.step} passed parity, max |logit diff| {report['max_abs_diff']:.3e}")
+                               dict(smk.params.thresholds), Path(smk.output.parity))
+    print(f"export: step {smk.wildcards.step} passed parity, {describe_parity(report)}")
 
 
 # Everything under the guard: checkpoint loaders/writers may spawn processes that re-import this file.

@@ -6,9 +6,11 @@ from pathlib import Path
 def main(smk):
     from morphcpt.models.nemo_io import import_parity
 
-    report = import_parity(Path(smk.input.manifest).parent, Path(smk.input.nemo), smk.params.max_abs_diff,
+    from morphcpt.models.nemo_io import describe_parity
+
+    report = import_parity(Path(smk.input.manifest).parent, Path(smk.input.nemo), dict(smk.params.thresholds),
                            Path(smk.output.report), smk.params.family)
-    print(f"import_parity: passed, max |logit diff| {report['max_abs_diff']:.3e} <= {report['threshold']:.1e}")
+    print(f"import_parity: passed, {describe_parity(report)}")
 
 
 # Everything under the guard: Megatron's checkpoint writer starts a spawned multiprocessing

@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import Any
 
 from morphcpt.models.nemo_io import export_step
-from morphcpt.models.train import checkpoint_at_step
+from morphcpt.models.checkpoints import checkpoint_at_step
 
 
 def export_checkpoint(checkpoint_dir: Path, step: int, global_batch_size: int, out_dir: Path, base_hf_dir: Path,
-                      max_abs_diff: float, report_path: Path) -> dict[str, Any]:
+                      thresholds: dict[str, float], report_path: Path) -> dict[str, Any]:
     checkpoint = checkpoint_at_step(Path(checkpoint_dir), int(step), int(global_batch_size))
-    report = export_step(checkpoint, Path(out_dir), Path(base_hf_dir), max_abs_diff, Path(report_path))
+    report = export_step(checkpoint, Path(out_dir), Path(base_hf_dir), thresholds, Path(report_path))
     return report

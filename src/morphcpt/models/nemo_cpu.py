@@ -2,11 +2,15 @@
 
 NeMo's import / train / export paths assume a GPU with TransformerEngine (TE) in a dozen places.
 Each shim below replaces exactly one such assumption and names it. `apply()` installs them once
-per process: the CUDA shims only when CUDA is absent, the TE shims (the local layer spec's needs)
-only when TE is absent. On a GPU machine with TE it does nothing, so the same code runs there
-unchanged; a GPU machine without TE (scripts/gpu_check.sh) gets only the TE shims. Call it before building any NeMo/Megatron object (every morphcpt entry point that
-touches NeMo does). `APPLIED` records what was installed; tests check every shim is there and
-that the one whose absence is silent (the norm mapping) really changes imported weights.
+per process, and only on a machine without CUDA (tests, the demo): the CUDA shims, plus the TE
+shims (the local layer spec's needs) when TE is absent too. On a GPU machine it installs nothing:
+the GPU rules run with TE (in the NeMo container: config nemo_container), and CUDA without TE is an
+error, because NeMo would silently fall back to the slow local layer spec with fusions off (and
+Gemma 2 cannot run at all). The one exception is an explicit opt-in, ALLOW_GPU_WITHOUT_TE_ENV=1
+(the GPU check on a lent machine that cannot carry TE): then only the TE shims are installed.
+Call `apply()` before building any NeMo/Megatron object (every morphcpt entry point that touches
+NeMo does). `APPLIED` records what was installed; tests check every shim is there and that the one
+whose absence is silent (the norm mapping) really changes imported weights.
 
 Importing this module is cheap; NeMo and Megatron are imported inside `apply()`.
 """
@@ -43,6 +47,9 @@ NEEDS = {"transformer_config": "te", "norm_names": "te", "cast_dtype": "te"}
 
 APPLIED: dict[str, bool] = {}
 
+# Opt-in for a GPU machine without TransformerEngine (Llama on Megatron's local layer spec).
+ALLOW_GPU_WITHOUT_TE_ENV = "MORPHCPT_ALLOW_GPU_WITHOUT_TE"
+
 # TE-fused norm names (what the converters use) -> the local spec's separate norm modules.
 TE_TO_LOCAL_NORMS = {
     "self_attention.linear_qkv.layer_norm_weight": "input_layernorm.weight",
@@ -66,12 +73,22 @@ def te_available() -> bool:
 
 def apply(skip: tuple[str, ...] = ()) -> dict[str, bool]:
     """Install the shims this machine needs (except the names in `skip`, for tests that prove a
-    shim is needed). No-op with CUDA and TE. Idempotent. Returns APPLIED."""
+    shim is needed). No-op with CUDA and TE; CUDA without TE is an error unless opted in.
+    Idempotent. Returns APPLIED."""
+    from morphcpt.errors import MorphcptError
+
     skip = tuple(skip) + tuple(s for s in os.environ.get("MORPHCPT_SKIP_CPU_SHIMS", "").split(",") if s)
     unknown = set(skip) - set(SHIMS)
     if unknown:
         raise ValueError(f"unknown CPU shims {sorted(unknown)}; known: {sorted(SHIMS)}")
     present = {"cuda": cuda_available(), "te": te_available()}
+    if present["cuda"] and not present["te"] and os.environ.get(ALLOW_GPU_WITHOUT_TE_ENV) != "1":
+        raise MorphcptError(
+            "CUDA is available but TransformerEngine is not installed: NeMo would train on Megatron's slow local "
+            "layer spec with its fusions off, and Gemma 2 cannot run at all. Run the GPU rules in the NeMo container "
+            "(config nemo_container, --software-deployment-method apptainer), or install a TransformerEngine built "
+            "for this torch and CUDA; "
+            f"to run without TE on purpose (a quick check, Llama only), set {ALLOW_GPU_WITHOUT_TE_ENV}=1")
     for name in SHIMS:
         if present[NEEDS.get(name, "cuda")]:
             continue

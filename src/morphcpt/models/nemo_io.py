@@ -1,6 +1,7 @@
 """HF <-> NeMo conversion and forward passes (NeMo 2.7 `llm.import_ckpt` / `llm.export_ckpt`).
 
-Everything here imports NeMo lazily and applies the CPU shims first (a no-op with CUDA).
+Everything here imports NeMo lazily and applies the CPU shims first (`nemo_cpu.apply`: nothing
+on a GPU machine with TransformerEngine, an error on one without it).
 Functions that save checkpoints must run under an `if __name__ == "__main__":` guard in the
 calling script: Megatron's checkpoint writer may spawn processes that re-import the main module.
 """
@@ -28,7 +29,8 @@ PARITY_TEXTS = (
 
 
 def nemo_setup() -> None:
-    """Apply the CPU shims (no-op on GPU). Call before building any NeMo object."""
+    """Apply the CPU shims (none on GPU; CUDA without TE is an error). Call before building any
+    NeMo object."""
     from morphcpt.models import nemo_cpu
 
     nemo_cpu.apply()
@@ -139,10 +141,28 @@ def load_nemo(checkpoint: Path):
     return model
 
 
+def as_fp32(model):
+    """The NeMo model with fp32 parameters computing in fp32. Upcasting the parameters is not
+    enough: Megatron's softmax keeps the bf16/fp16 flags of the config it was built with, and
+    with them tries its fused CUDA kernel and casts the attention probabilities back to bf16."""
+    from megatron.core.fusions.fused_softmax import FusedScaleMaskSoftmax
+
+    model = model.float()
+    for module in model.modules():
+        if isinstance(module, FusedScaleMaskSoftmax):
+            module.input_in_fp16 = module.input_in_bf16 = module.input_in_float16 = False
+    return model
+
+
 def nemo_logits(model, ids: list[list[int]]):
-    """Logits of the NeMo model for a batch of equal-length sequences (fp32, CPU)."""
+    """Logits of the NeMo model for a batch of equal-length sequences, computed in fp32 (the
+    weights are upcast, as the HF reference's are), returned on the CPU."""
     import torch
 
+    from morphcpt.models.hf_reference import strict_fp32
+
+    strict_fp32()
+    model = as_fp32(model)
     device = next(model.parameters()).device
     tokens = torch.tensor(ids, dtype=torch.long, device=device)
     position_ids = torch.arange(tokens.shape[1], device=device).unsqueeze(0).expand_as(tokens)
@@ -151,42 +171,65 @@ def nemo_logits(model, ids: list[list[int]]):
     return logits.float().cpu()
 
 
-def hf_logits(hf_dir: Path, ids: list[list[int]], dtype: str = "float32"):
-    """Logits of the HF model in `hf_dir` for a batch of equal-length sequences (fp32, CPU)."""
+def hf_logits(hf_dir: Path, ids: list[list[int]], **config_overrides):
+    """Logits of the HF reference model in `hf_dir` (fp32, eager attention: `hf_reference`) for a
+    batch of equal-length sequences, on the CPU."""
     import torch
-    from transformers import AutoModelForCausalLM
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = AutoModelForCausalLM.from_pretrained(str(hf_dir), torch_dtype=getattr(torch, dtype)).to(device).eval()
+    from morphcpt.models.hf_reference import free_cuda_cache, load_hf_reference, reference_device
+
+    model = load_hf_reference(hf_dir, **config_overrides)
     with torch.no_grad():
-        logits = model(torch.tensor(ids, dtype=torch.long, device=device)).logits
-    return logits.float().cpu()
+        logits = model(torch.tensor(ids, dtype=torch.long, device=reference_device())).logits.float().cpu()
+    del model
+    free_cuda_cache()
+    return logits
 
 
-def compare_logits(hf, nemo, max_abs_diff: float, what: str) -> dict[str, Any]:
-    """Parity report of HF and NeMo logits (NeMo may carry padded vocab columns beyond HF's)."""
-    reference, candidate = hf, nemo
+# parity.* keys -> what each bounds (the config schema documents them the same way).
+PARITY_THRESHOLDS = {
+    "max_rel_diff": "max |logit difference| / max |reference logit| (both sides fp32)",
+    "min_top1_agreement": "fraction of positions whose argmax token is the same on both sides",
+    "max_kl": "mean KL(reference || candidate) of the next-token distributions, nats per position",
+}
+
+
+def compare_logits(reference, candidate, thresholds: dict[str, float], what: str) -> dict[str, Any]:
+    """Parity report of reference and candidate logits (the candidate may carry padded vocab
+    columns beyond the reference's). Passes only if every threshold of `parity.*` holds."""
+    import torch
+
+    missing = sorted(set(PARITY_THRESHOLDS) - set(thresholds))
+    if missing:
+        raise MorphcptError(f"{what}: parity thresholds {missing} missing (config parity:)")
     vocab = reference.shape[-1]
     if candidate.shape[-1] < vocab or candidate.shape[:-1] != reference.shape[:-1]:
-        raise MorphcptError(f"{what}: logits shapes differ: HF {tuple(reference.shape)} vs NeMo {tuple(candidate.shape)}")
-    diff = (reference - candidate[..., :vocab]).abs()
+        raise MorphcptError(f"{what}: logits shapes differ: reference {tuple(reference.shape)} vs "
+                            f"{tuple(candidate.shape)}")
+    ref, cand = reference.double(), candidate[..., :vocab].double()
+    diff = (ref - cand).abs()
+    scale = float(ref.abs().max())
+    kl = torch.nn.functional.kl_div(cand.log_softmax(-1), ref.log_softmax(-1), log_target=True,
+                                    reduction="none").sum(-1)
     report = {
         "what": what,
         "max_abs_diff": float(diff.max()),
         "mean_abs_diff": float(diff.mean()),
-        "threshold": float(max_abs_diff),
-        "logit_scale": float(reference.abs().max()),
-        "argmax_agreement": float((reference.argmax(-1) == candidate[..., :vocab].argmax(-1)).float().mean()),
+        "logit_scale": scale,
+        "rel_diff": float(diff.max()) / scale if scale > 0 else float("inf"),
+        "top1_agreement": float((ref.argmax(-1) == cand.argmax(-1)).double().mean()),
+        "kl": float(kl.mean()),
+        "thresholds": {k: float(thresholds[k]) for k in PARITY_THRESHOLDS},
+        "compared_in": "float32",
         "shape": list(reference.shape),
         "padded_vocab": int(candidate.shape[-1]),
     }
-    report["passed"] = bool(report["max_abs_diff"] <= max_abs_diff)
+    report["failed_checks"] = [name for name, bad in (
+        ("max_rel_diff", not report["rel_diff"] <= thresholds["max_rel_diff"]),
+        ("min_top1_agreement", not report["top1_agreement"] >= thresholds["min_top1_agreement"]),
+        ("max_kl", not report["kl"] <= thresholds["max_kl"])) if bad]
+    report["passed"] = not report["failed_checks"]
     return report
-
-
-def hf_torch_dtype(hf_dir: Path) -> str:
-    cfg = json.loads((Path(hf_dir) / "config.json").read_text())
-    return str(cfg.get("torch_dtype") or cfg.get("dtype") or "float32")
 
 
 def write_report(path: Path, report: dict[str, Any]) -> None:
@@ -198,40 +241,52 @@ def write_report(path: Path, report: dict[str, Any]) -> None:
     tmp.rename(path)
 
 
+def describe_parity(report: dict[str, Any]) -> str:
+    return (f"relative max |logit diff| {report['rel_diff']:.2e} (max {report['max_abs_diff']:.2e} of logit scale "
+            f"{report['logit_scale']:.1f}), top-1 agreement {report['top1_agreement']:.3f}, KL {report['kl']:.2e}")
+
+
 def parity_gate(report: dict[str, Any], report_path: Path | None, fix: str) -> dict[str, Any]:
-    """Raise with one line if the report failed; otherwise write it to `report_path`."""
+    """Raise with one line if the report failed (keeping it as <report>.failed for inspection);
+    otherwise write it to `report_path`."""
     if not report["passed"]:
+        where = ""
         if report_path is not None:
             failed = Path(report_path).with_name(Path(report_path).name + ".failed")
             write_report(failed, report)  # kept for inspection; not the rule's output
-        raise MorphcptError(f"{report['what']} parity gate failed: max |logit diff| {report['max_abs_diff']:.3e} > "
-                            f"{report['threshold']:.1e} (argmax agreement {report['argmax_agreement']:.3f}); {fix}")
+            where = f" (report: {failed})"
+        t = report["thresholds"]
+        raise MorphcptError(f"{report['what']} parity gate failed on {', '.join(report['failed_checks'])}: "
+                            f"{describe_parity(report)}; thresholds: relative diff <= {t['max_rel_diff']:.0e}, "
+                            f"top-1 >= {t['min_top1_agreement']}, KL <= {t['max_kl']:.0e}{where}; {fix}. A failed "
+                            "gate is not retried: rerun the rule on purpose once the cause is fixed")
     if report_path is not None:
+        Path(report_path).with_name(Path(report_path).name + ".failed").unlink(missing_ok=True)
         write_report(report_path, report)
     return report
 
 
-def import_parity(hf_dir: Path, nemo_dir: Path, max_abs_diff: float, report_path: Path | None = None,
+def import_parity(hf_dir: Path, nemo_dir: Path, thresholds: dict[str, float], report_path: Path | None = None,
                   family: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Gate: the imported NeMo model's logits equal the HF model's on fixed tokens."""
+    """Gate: the imported NeMo model's logits equal the HF model's on fixed tokens (both fp32)."""
     if family is not None:
         check_arch_runnable(family["arch"])
     ids = parity_token_ids(hf_dir)
-    hf = hf_logits(hf_dir, ids, hf_torch_dtype(hf_dir))
+    hf = hf_logits(hf_dir, ids)
     nemo = nemo_logits(load_nemo(nemo_dir), ids)
-    report = compare_logits(hf, nemo, max_abs_diff, "import (NeMo vs HF)")
+    report = compare_logits(hf, nemo, thresholds, "import (NeMo vs HF)")
     report.update(hf_dir=str(hf_dir), nemo_dir=str(nemo_dir), tokens=ids)
     return parity_gate(report, report_path, "the HF->NeMo conversion is wrong (norm names? QKV layout? "
-                       "vocab padding?); nothing downstream may use this import")
+                       "rope settings? vocab padding?); nothing downstream may use this import")
 
 
-def export_parity(checkpoint: Path, hf_dir: Path, max_abs_diff: float, report_path: Path | None = None,
+def export_parity(checkpoint: Path, hf_dir: Path, thresholds: dict[str, float], report_path: Path | None = None,
                   tokenizer_dir: Path | None = None) -> dict[str, Any]:
-    """Gate: the exported HF model's logits equal the NeMo checkpoint's on fixed tokens."""
+    """Gate: the exported HF model's logits equal the NeMo checkpoint's on fixed tokens (both fp32)."""
     ids = parity_token_ids(tokenizer_dir or hf_dir)
     nemo = nemo_logits(load_nemo(checkpoint), ids)
-    hf = hf_logits(hf_dir, ids, hf_torch_dtype(hf_dir))
-    report = compare_logits(hf, nemo, max_abs_diff, "export (HF vs NeMo)")
+    hf = hf_logits(hf_dir, ids)
+    report = compare_logits(hf, nemo, thresholds, "export (HF vs NeMo)")
     report.update(checkpoint=str(checkpoint), hf_dir=str(hf_dir), tokens=ids)
     return parity_gate(report, report_path, "the NeMo->HF export is wrong (QKV split? norm names? tied "
                        "embeddings?); do not evaluate this export")
@@ -265,7 +320,7 @@ def _normalize(value):
     return value
 
 
-def export_step(checkpoint: Path, out_dir: Path, base_hf_dir: Path, max_abs_diff: float,
+def export_step(checkpoint: Path, out_dir: Path, base_hf_dir: Path, thresholds: dict[str, float],
                 report_path: Path) -> dict[str, Any]:
     """Export one checkpoint to HF, check its config and tokenizer against the base model, then
     the parity gate; the report (written last) exists only if everything passed."""
@@ -280,6 +335,6 @@ def export_step(checkpoint: Path, out_dir: Path, base_hf_dir: Path, max_abs_diff
     if ids != exported_ids or len(AutoTokenizer.from_pretrained(str(out_dir))) != len(
             AutoTokenizer.from_pretrained(str(base_hf_dir))):
         raise MorphcptError(f"{out_dir}: the exported tokenizer differs from the base model's ({base_hf_dir})")
-    report = export_parity(checkpoint, out_dir, max_abs_diff, report_path=None, tokenizer_dir=base_hf_dir)
+    report = export_parity(checkpoint, out_dir, thresholds, report_path=None, tokenizer_dir=base_hf_dir)
     report["config"] = config_keys
     return parity_gate(report, report_path, "")

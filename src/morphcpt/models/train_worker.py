@@ -6,6 +6,6 @@ import sys
 from pathlib import Path
 
 if __name__ == "__main__":
-    from morphcpt.models.train import train_worker
+    from morphcpt.models.recipe import train
 
-    train_worker(json.loads(Path(sys.argv[1]).read_text()))
+    train(json.loads(Path(sys.argv[1]).read_text()))

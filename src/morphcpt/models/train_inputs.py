@@ -1,0 +1,110 @@
+"""What a training run consumes, checked before anything runs: the shards (made with the model's
+tokenizer, vocabulary and eos, one mode) and the run identity (checkpoints are resumed only by a
+run with the same inputs)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from morphcpt.errors import MorphcptError
+from morphcpt.fileio import write_json_atomic
+
+# Training keys that decide what a checkpoint contains: a rerun with other values must not resume.
+IDENTITY_TRAINING_KEYS = ("seq_length", "global_batch_size", "micro_batch_size", "max_steps", "lr", "min_lr",
+                          "warmup_steps", "weight_decay", "adam_beta1", "adam_beta2", "adam_eps", "clip_grad",
+                          "precision", "attention")
+# Files of a train folder that describe one run: removed when a new run starts there.
+RUN_FILES = ("metrics.jsonl", "runs.jsonl", "step0_gate.json", "step0_reference.json")
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def tokenizer_fingerprint(tokenizer_dir: Path) -> str:
+    """The fingerprint the shard writer records (morphcpt.tokenization.TokenizerAdapter)."""
+    try:
+        from morphcpt.tokenization import TokenizerAdapter
+    except ImportError as exc:
+        raise MorphcptError(f"morphcpt.tokenization.TokenizerAdapter is not available ({exc}); "
+                            "the shard fingerprint check cannot run") from None
+    return TokenizerAdapter.from_dir(Path(tokenizer_dir)).fingerprint
+
+
+def shard_prefixes(shard_files: list[str]) -> list[str]:
+    """Unique shard prefixes (path without .bin/.idx/.json), in order."""
+    prefixes = [re.sub(r"\.(bin|idx|json)$", "", str(f)) for f in shard_files]
+    return list(dict.fromkeys(prefixes))
+
+
+def check_shards(prefixes: list[str], tokenizer_dir: Path, vocab_size: int,
+                 eos_id: int | None = None) -> list[dict[str, Any]]:
+    """Refuse shards made with another tokenizer (fingerprint), vocabulary or eos (the data
+    module's eod is the tokenizer's eos), or with missing files."""
+    if not prefixes:
+        raise MorphcptError("no shards given to train on")
+    expected = tokenizer_fingerprint(tokenizer_dir)
+    sidecars = []
+    for prefix in prefixes:
+        for ext in (".bin", ".idx", ".json"):
+            if not Path(prefix + ext).is_file():
+                raise MorphcptError(f"{prefix + ext}: missing; rerun the tokenize rule")
+        sidecar_path = Path(prefix + ".json")
+        sidecar = json.loads(sidecar_path.read_text())
+        missing = [k for k in ("tokenizer_fingerprint", "vocab_size", "eos_id", "mode") if k not in sidecar]
+        if missing:
+            raise MorphcptError(f"{sidecar_path}: sidecar lacks {missing}; rerun the tokenize rule")
+        if sidecar["tokenizer_fingerprint"] != expected:
+            raise MorphcptError(f"{sidecar_path}: shard tokenizer fingerprint {sidecar['tokenizer_fingerprint'][:12]} "
+                                f"differs from the model's ({expected[:12]}, {tokenizer_dir}); the shard was made "
+                                "with another tokenizer: rerun tokenize for this model's tokenizer")
+        if int(sidecar["vocab_size"]) != vocab_size:
+            raise MorphcptError(f"{sidecar_path}: vocab_size {sidecar['vocab_size']} != the model's {vocab_size}")
+        if eos_id is not None and int(sidecar["eos_id"]) != eos_id:
+            raise MorphcptError(f"{sidecar_path}: documents end with id {sidecar['eos_id']}, but the model's eos "
+                                f"(the data module's eod) is {eos_id}; rerun tokenize")
+        sidecars.append(sidecar)
+    modes = {s["mode"] for s in sidecars}
+    if len(modes) != 1:
+        raise MorphcptError(f"shards {prefixes[0]}...: mixed modes {sorted(modes)}; one run trains one mode")
+    return sidecars
+
+
+def run_identity(spec: dict[str, Any]) -> dict[str, Any]:
+    """What the checkpoints of a run depend on: import, shards, recipe, seed."""
+    hf_dir = Path(spec["hf_dir"])
+    manifest = hf_dir / "manifest.json"
+    if manifest.is_file():  # sha256 of every base-model file (download_model writes it)
+        base = sha256_text(json.dumps(json.loads(manifest.read_text())["files"], sort_keys=True))
+    else:
+        base = sha256_text("\n".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}"
+                                     for p in sorted(hf_dir.iterdir()) if p.is_file()))
+    shards = {Path(p).name: sha256_text(Path(p + ".json").read_text()) for p in spec["shard_prefixes"]}
+    training = {k: spec["training"].get(k) for k in IDENTITY_TRAINING_KEYS}
+    return {"base_model": base, "shards": shards, "training": training,
+            "seed": spec["seed"], "tensor": spec["tensor"], "pipeline": spec["pipeline"]}
+
+
+def check_run_identity(spec: dict[str, Any]) -> None:
+    """Refuse to resume checkpoints made from other inputs; record the identity of a new run."""
+    train_dir, ckpt_dir = Path(spec["train_dir"]), Path(spec["checkpoint_dir"])
+    ident_path = train_dir / "run_identity.json"
+    ident = run_identity(spec)
+    has_checkpoints = ckpt_dir.is_dir() and any(ckpt_dir.iterdir())
+    if has_checkpoints:
+        if not ident_path.is_file():
+            raise MorphcptError(f"{ckpt_dir}: checkpoints of unknown origin (no {ident_path.name}); delete the folder "
+                                "to train from the imported weights")
+        old = json.loads(ident_path.read_text())
+        if old != ident:
+            changed = sorted(k for k in ident if old.get(k) != ident[k])
+            raise MorphcptError(f"{ckpt_dir}: checkpoints were made from different inputs (changed: {', '.join(changed)}); "
+                                f"delete {train_dir} to start this run over")
+    elif not ident_path.is_file() or json.loads(ident_path.read_text()) != ident:
+        for stale in RUN_FILES:
+            (train_dir / stale).unlink(missing_ok=True)
+        write_json_atomic(ident_path, ident, sort_keys=True)
