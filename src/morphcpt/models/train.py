@@ -308,6 +308,7 @@ def train_worker(spec: dict[str, Any]) -> None:
     from nemo.lightning import io
     from nemo.lightning.pytorch.optim import CosineAnnealingScheduler
 
+    from morphcpt.models.parallelism import apply_recompute, ddp_config
     from morphcpt.models.train_callback import MetricsCallback
 
     t = spec["training"]
@@ -315,6 +316,7 @@ def train_worker(spec: dict[str, Any]) -> None:
     tokenizer = load_tokenizer(nemo_dir)
     config = io.load_context(str(nemo_dir / "context"), subpath="model.config")
     config.seq_length = t["seq_length"]
+    apply_recompute(config, spec["parallel_settings"])
     bf16 = str(t["precision"]).startswith("bf16")
     model_cls = type(io.load_context(str(nemo_dir / "context"), subpath="model"))
     if spec.get("random_init"):
@@ -326,6 +328,7 @@ def train_worker(spec: dict[str, Any]) -> None:
     strategy = nl.MegatronStrategy(
         tensor_model_parallel_size=spec["tensor"], pipeline_model_parallel_size=spec["pipeline"],
         ckpt_async_save=False,  # a checkpoint is complete before training goes on (preemption-safe)
+        ddp=ddp_config(spec["parallel_settings"]),
     )
     trainer = nl.Trainer(
         accelerator="gpu" if on_gpu else "cpu", devices=spec["gpus"] if on_gpu else 1, num_nodes=1,
@@ -339,7 +342,7 @@ def train_worker(spec: dict[str, Any]) -> None:
             optimizer="adam", lr=t["lr"], min_lr=t["min_lr"], weight_decay=t["weight_decay"],
             adam_beta1=t["adam_beta1"], adam_beta2=t["adam_beta2"], adam_eps=t["adam_eps"],
             clip_grad=t["clip_grad"], bf16=bf16, fp16=False, params_dtype=torch.bfloat16 if bf16 else torch.float32,
-            use_distributed_optimizer=on_gpu,
+            use_distributed_optimizer=spec["parallel_settings"]["distributed_optimizer"],
         ),
         # max_steps reaches the scheduler (the old pipeline's trap: without it, constant min LR
         # after 10 steps); constant_steps=0 gives the plain warmup + cosine.
@@ -428,6 +431,8 @@ def _kill_group(pgid: int, sig) -> None:
 
 def make_spec(*, family: dict[str, Any], nemo_dir: Path, hf_dir: Path, shard_files: list[str], train_dir: Path,
               checkpoint_dir: Path, training: dict[str, Any], seed: int, gpus: int, threads: int = 1) -> dict[str, Any]:
+    from morphcpt.models.parallelism import train_settings
+
     par = family.get("parallelism", {})
     return {
         "arch": family["arch"], "nemo_dir": str(Path(nemo_dir).resolve()), "hf_dir": str(Path(hf_dir).resolve()),
@@ -435,6 +440,7 @@ def make_spec(*, family: dict[str, Any], nemo_dir: Path, hf_dir: Path, shard_fil
         "train_dir": str(Path(train_dir).resolve()), "checkpoint_dir": str(Path(checkpoint_dir).resolve()),
         "training": training_config(training), "seed": int(seed), "gpus": int(gpus), "threads": int(threads),
         "tensor": int(par.get("tensor", 1)) if gpus else 1, "pipeline": int(par.get("pipeline", 1)) if gpus else 1,
+        "parallel_settings": train_settings(par, gpus),
     }
 
 
