@@ -111,7 +111,7 @@ def test_plan_cli_json(repo_root):
 
 def test_plan_cli_prints_gpu_memory_and_warns_when_over(repo_root, tmp_path):
     config = yaml.safe_load((repo_root / "config" / "config.yaml").read_text())
-    config["training"]["micro_batch_size"] = 8  # ~80.6 GiB per GPU for 8B at TP=1
+    config["training"]["micro_batch_size"] = 8  # ~80.1 GiB per GPU for 8B at TP=1
     configfile = tmp_path / "config.yaml"
     configfile.write_text(yaml.safe_dump(config))
     proc = subprocess.run([sys.executable, "-m", "morphcpt.cli", "plan", "all_llama", "--full", "--configfile",
