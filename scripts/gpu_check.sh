@@ -48,9 +48,11 @@ else
         # optimizer; the machine's numpy is 2.x. Every process of the check (torchrun workers too)
         # imports this from PYTHONPATH; nothing of it reaches the project's code.
         cat > "$SITE/sitecustomize.py" <<'EOF'
-import numpy
-
-if not hasattr(numpy, "product"):
+try:
+    import numpy
+except ImportError:  # the check of the environment below says what is missing
+    numpy = None
+if numpy is not None and not hasattr(numpy, "product"):
     numpy.product = numpy.prod
 EOF
         touch "$SITE/.installed"
