@@ -34,6 +34,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from morphcpt.errors import MorphcptError
+from morphcpt.estimates import LLAMA3_VOCAB, family_params  # synthetic families: the Llama-3 tokenizer
+
 GIB = 2**30
 
 
@@ -60,7 +63,6 @@ NEMO_SHAPES = {
                                  vocab=256000, norms_per_layer=4, flash_attention=False,
                                  final_logit_softcap=True),
 }
-LLAMA3_VOCAB = 128_256  # synthetic families use the real Llama-3 tokenizer
 
 
 def family_shape(family: dict[str, Any]) -> ModelShape:
@@ -73,11 +75,10 @@ def family_shape(family: dict[str, Any]) -> ModelShape:
                           heads=heads, kv_heads=syn.get("num_kv_heads", 2), head_dim=256 if gemma else h // heads,
                           vocab=LLAMA3_VOCAB, norms_per_layer=4 if gemma else 2, flash_attention=not gemma,
                           final_logit_softcap=gemma)
-    try:
-        return NEMO_SHAPES[family["nemo_config"]]
-    except KeyError:
-        raise KeyError(f"no model shape for nemo_config {family['nemo_config']!r} in morphcpt.memory_estimate."
-                       f"NEMO_SHAPES (known: {', '.join(NEMO_SHAPES)}); add it there") from None
+    if family["nemo_config"] not in NEMO_SHAPES:
+        raise MorphcptError(f"no model shape for nemo_config {family['nemo_config']!r} in morphcpt.memory_estimate."
+                            f"NEMO_SHAPES (known: {', '.join(NEMO_SHAPES)}); add its shape there for the GPU memory plan")
+    return NEMO_SHAPES[family["nemo_config"]]
 
 
 def activation_elements_per_token_layer(shape: ModelShape, tensor: int) -> float:
@@ -134,8 +135,6 @@ def estimate_gpu_memory(*, params: float, shape: ModelShape, tensor: int, pipeli
 
 def family_gpu_memory(config: dict[str, Any], family_name: str) -> dict[str, Any]:
     """The estimate for one family of a validated config, with the configured GPU memory."""
-    from morphcpt.estimates import family_params
-
     family = config["families"][family_name]
     par, training, plan = family["parallelism"], config["training"], config["plan"]
     estimate = estimate_gpu_memory(

@@ -110,3 +110,10 @@ def test_cpu_family_never_warns(repo_root):
     config["plan"]["gpu_memory_gib"] = 0.001
     (name,) = config["families"]
     assert family_gpu_memory(config, name)["fits"]
+
+
+def test_unknown_nemo_config_is_one_clear_error():
+    from morphcpt.errors import MorphcptError
+
+    with pytest.raises(MorphcptError, match="no model shape for nemo_config 'Llama31Config70B'.*add its shape"):
+        family_shape({"arch": "llama", "source": "hf", "nemo_config": "Llama31Config70B"})
