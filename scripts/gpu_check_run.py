@@ -69,6 +69,12 @@ def scalars(report: dict[str, Any]) -> dict[str, Any]:
             if isinstance(v, (int, float, bool)) or (isinstance(v, str) and not v.startswith("/"))}
 
 
+def figures_line(report: dict[str, Any]) -> str:
+    """The numeric figures of a gate report on one line (whatever fields the gate records)."""
+    return ", ".join(f"{k} {v:.6g}" if isinstance(v, float) else f"{k} {v}" for k, v in scalars(report).items()
+                     if isinstance(v, (int, float)) and not isinstance(v, bool))
+
+
 def environment() -> dict[str, Any]:
     import torch
 
@@ -156,8 +162,7 @@ def run_pipeline(out: Path, smoke: bool, result: dict[str, Any], t_start: float)
     t0 = time.time()
     try:
         rep = import_parity(hf, nemo, parity["import_max_abs_diff"], out / "import_parity.json", {"arch": "llama"})
-        gate("import_parity", True, f"max|diff| {rep['max_abs_diff']:.3e} (logit scale {rep['logit_scale']:.1f}, "
-             f"argmax agreement {rep['argmax_agreement']:.3f})", scalars(rep))
+        gate("import_parity", True, figures_line(rep), scalars(rep))
     except MorphcptError as exc:
         gate("import_parity", False, str(exc), {"error": str(exc)})
     stamp("import_parity", t0)
@@ -182,8 +187,7 @@ def run_pipeline(out: Path, smoke: bool, result: dict[str, Any], t_start: float)
     try:
         summary = run_training(spec, out / "train" / "train.done", out / "train" / "metrics.json")
         step0 = summary["step0_gate"]
-        gate("step0_gate", bool(step0["passed"]), f"NeMo {step0['nemo_loss']:.5f} vs HF {step0['hf_loss']:.5f} "
-             f"(relative {step0['relative_diff']:.2e}, tolerance {step0['tolerance']})", scalars(step0))
+        gate("step0_gate", bool(step0["passed"]), figures_line(step0), scalars(step0))
         trained = True
         steps = summary["steps"]
         # Step 0 and 1 include warm-up (allocations, kernel selection): median over steps 2+.
@@ -211,8 +215,7 @@ def run_pipeline(out: Path, smoke: bool, result: dict[str, Any], t_start: float)
             rep = export_checkpoint(out / "train" / "checkpoints", max_steps, training["global_batch_size"],
                                     out / "export" / f"step_{max_steps}", hf, parity["export_max_abs_diff"],
                                     out / "export_parity.json")
-            gate("export_parity", True, f"max|diff| {rep['max_abs_diff']:.3e} (logit scale "
-                 f"{rep['logit_scale']:.1f}, argmax agreement {rep['argmax_agreement']:.3f})", scalars(rep))
+            gate("export_parity", True, figures_line(rep), scalars(rep))
         except MorphcptError as exc:
             gate("export_parity", False, str(exc), {"error": str(exc)})
     stamp("export", t0)

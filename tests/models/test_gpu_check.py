@@ -39,7 +39,7 @@ def test_param_count_flops_and_mfu_by_hand():
 @pytest.mark.slow
 def test_cpu_smoke_run_passes_every_gate_and_writes_the_figures(tmp_path):
     out = tmp_path / "out"
-    env = dict(os.environ, OUT=str(out), CPU_SMOKE="1", PYTHON=sys.executable)
+    env = dict(os.environ, GPU_CHECK_OUT=str(out), CPU_SMOKE="1", PYTHON=sys.executable)
     with open(tmp_path / "log.txt", "w+") as log:  # a file, not a pipe: checkpoint writers may outlive the run
         proc = subprocess.run(["bash", str(REPO / "scripts" / "gpu_check.sh")], env=env, stdout=log,
                               stderr=subprocess.STDOUT, timeout=1500, cwd=tmp_path)
@@ -62,9 +62,9 @@ def test_cpu_smoke_run_passes_every_gate_and_writes_the_figures(tmp_path):
     assert training["steps"] == 10 and training["tokens_per_s_per_gpu_median"] > 0
     assert 0 < training["mfu"] < 1 and training["mfu_peak_tflops"] == 989
     assert training["spec"]["parallel_settings"]["distributed_optimizer"] is False  # CPU: all off
-    for gate in ("import_parity", "export_parity"):
-        assert result[gate]["passed"] and result[gate]["max_abs_diff"] <= result[gate]["threshold"]
-    assert result["step0_gate"]["passed"]
+    for gate in ("import_parity", "step0_gate", "export_parity"):  # each gate's own report, with its figures
+        assert result[gate]["passed"] is True
+        assert any(isinstance(v, float) for v in result[gate].values()), result[gate]
     assert set(result["seconds"]) >= {"write_model", "import", "import_parity", "train", "export", "total"}
 
 
