@@ -145,6 +145,11 @@ def run_pipeline(out: Path, smoke: bool, result: dict[str, Any], t_start: float)
         result[name] = figures
         print(f"GATE {name}: {'PASS' if passed else 'FAIL'} {line}", flush=True)
 
+    def failed(name: str, exc: Exception, report: Path) -> None:
+        """A failed gate: its message, plus the figures of the report it left, if any."""
+        figures = scalars(json.loads(report.read_text())) if report.is_file() else {}
+        gate(name, False, str(exc), {**figures, "error": str(exc)})
+
     print(f"gpu_check: {result['environment']}", flush=True)
     t0 = time.time()
     # bf16-stored on GPU like the real model; fp32 on CPU (NeMo cannot run a bf16 forward there).
@@ -164,7 +169,7 @@ def run_pipeline(out: Path, smoke: bool, result: dict[str, Any], t_start: float)
         rep = import_parity(hf, nemo, parity["import_max_abs_diff"], out / "import_parity.json", {"arch": "llama"})
         gate("import_parity", True, figures_line(rep), scalars(rep))
     except MorphcptError as exc:
-        gate("import_parity", False, str(exc), {"error": str(exc)})
+        failed("import_parity", exc, out / "import_parity.json.failed")
     stamp("import_parity", t0)
 
     texts = tagalog_texts()
@@ -206,7 +211,7 @@ def run_pipeline(out: Path, smoke: bool, result: dict[str, Any], t_start: float)
               f"{tokens_per_s:.0f} tokens/s/GPU (median of steps 2+); MFU {100 * mfu(tokens_per_s, flops):.1f}% "
               f"of {PEAK_SOURCE}{' (CPU smoke: not a GPU figure)' if smoke else ''}", flush=True)
     except MorphcptError as exc:
-        gate("step0_gate", False, str(exc), {"error": str(exc)})
+        failed("step0_gate", exc, out / "train" / "step0_gate.json")
     stamp("train", t0)
 
     t0 = time.time()
@@ -217,7 +222,7 @@ def run_pipeline(out: Path, smoke: bool, result: dict[str, Any], t_start: float)
                                     out / "export_parity.json")
             gate("export_parity", True, figures_line(rep), scalars(rep))
         except MorphcptError as exc:
-            gate("export_parity", False, str(exc), {"error": str(exc)})
+            failed("export_parity", exc, out / "export_parity.json.failed")
     stamp("export", t0)
 
 
