@@ -6,10 +6,11 @@
 #      own torch and numpy (a venv would not see them),
 #   2. runs scripts/gpu_check_run.py: a synthetic 1.26 B Llama (random init) through import ->
 #      import parity -> 30 bf16 CPT steps (step-0 gate; tokens/s/GPU and MFU) -> export -> export
-#      parity, writing OUT/gpu_check.json with every figure.
+#      parity, writing $GPU_CHECK_OUT/gpu_check.json with every figure.
 # Exit code 0 only if every gate passed.
 #
-#   scripts/gpu_check.sh                  # OUT=/some/dir to choose the output folder
+#   scripts/gpu_check.sh                  # GPU_CHECK_OUT=/some/dir to choose the output folder
+#                                         # (default gpu_check_out/; ~43 GB on a GPU: checkpoints keep Adam state)
 #   CPU_SMOKE=1 scripts/gpu_check.sh      # the same glue on CPU with a tiny fp32 model, in the
 #                                         # project's environment (tests/models/test_gpu_check.py)
 #
@@ -19,7 +20,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
-OUT=${OUT:-$REPO/gpu_check_out}
+OUT=${GPU_CHECK_OUT:-$REPO/gpu_check_out}
 WHL=${WHL:-$REPO/.whl}
 SITE=${SITE:-/tmp/morphcpt-gpu-site}
 LIMIT_S=${LIMIT_S:-420}   # the pipeline's share of the 8 minutes (the install takes well under a minute)
