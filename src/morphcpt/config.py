@@ -146,6 +146,15 @@ def _check_consistency(config: dict[str, Any], source: str) -> None:
                 f"{source}: 'families.{name}.parallelism.gpus' ({par['gpus']}) must be a multiple of tensor × pipeline "
                 f"({par['tensor']} × {par['pipeline']})"
             )
+        if par["overlap_param_gather"] and not par["distributed_optimizer"]:
+            raise MorphcptError(f"{source}: 'families.{name}.parallelism.overlap_param_gather' needs "
+                                "'distributed_optimizer: true' (it overlaps the distributed optimizer's all-gather)")
+        data_parallel = par["gpus"] // (par["tensor"] * par["pipeline"])
+        if data_parallel and training["global_batch_size"] % (training["micro_batch_size"] * data_parallel):
+            raise MorphcptError(
+                f"{source}: 'training.global_batch_size' ({training['global_batch_size']}) must be a multiple of "
+                f"micro_batch_size × data-parallel size of family {name} ({training['micro_batch_size']} × "
+                f"{data_parallel} = gpus / (tensor × pipeline))")
 
 
 def config_source(configfiles: list[str | Path], overrides: dict[str, Any] | None = None,

@@ -19,6 +19,7 @@ from typing import Any
 from morphcpt.config import DEFAULT_CONFIG, REPO_ROOT, load_config
 from morphcpt.errors import MorphcptError
 from morphcpt.estimates import gpu_hours_per_train_job, output_bytes
+from morphcpt.memory_estimate import family_gpu_memory, over_memory_warning
 
 TARGET_RULES = {"all", "demo"}
 # Rules in the order data flows through them (DESIGN §2), for a readable table.
@@ -62,6 +63,7 @@ def make_plan(target: str, configfile: str | Path = DEFAULT_CONFIG, full: bool =
     counts: Counter[str] = Counter()
     bytes_by_rule: Counter[str] = Counter()
     gpu_hours = 0.0
+    trained_families: set[str] = set()
     for job in jobs:
         rule = job.rule.name
         if rule in TARGET_RULES or job.rule.norun:
@@ -70,6 +72,7 @@ def make_plan(target: str, configfile: str | Path = DEFAULT_CONFIG, full: bool =
         bytes_by_rule[rule] += int(output_bytes(config, rule, dict(job.wildcards.items())))
         if rule == "train":
             gpu_hours += gpu_hours_per_train_job(config, job.wildcards.family)
+            trained_families.add(job.wildcards.family)
     order = [r for r in RULE_ORDER if r in counts] + sorted(set(counts) - set(RULE_ORDER))
     shown = Path(configfile).resolve()
     return {
@@ -80,6 +83,7 @@ def make_plan(target: str, configfile: str | Path = DEFAULT_CONFIG, full: bool =
         "bytes": {rule: bytes_by_rule[rule] for rule in order},
         "total_bytes": int(sum(bytes_by_rule.values())),
         "gpu_hours": round(gpu_hours, 3),
+        "gpu_memory": {f: family_gpu_memory(config, f) for f in sorted(trained_families)},
     }
 
 
@@ -101,6 +105,23 @@ def format_plan(plan: dict[str, Any]) -> str:
               f"GPU-hours (training, 6·N·D at the configured MFU): {plan['gpu_hours']:.1f}"]
     if not plan["jobs"]:
         lines.insert(2, "nothing to do: every output is up to date (use --full for the whole DAG)")
+    if plan["gpu_memory"]:
+        lines += ["", _format_gpu_memory(plan["gpu_memory"])]
+    return "\n".join(lines)
+
+
+def _format_gpu_memory(by_family: dict[str, dict[str, Any]]) -> str:
+    """Per-GPU memory of each trained family (morphcpt.memory_estimate), one row per family."""
+    parts = ("weights", "grads", "optimizer", "activations", "logits", "reserve")
+    lines = ["GPU memory per GPU of the train jobs (estimate, GiB; morphcpt.memory_estimate):",
+             f"{'family':<18}{'TP':>3}{'PP':>3}{'DP':>4}{'mbs':>4}" + "".join(f"{p:>12}" for p in parts)
+             + f"{'total':>8}{'of':>6}"]
+    for name, est in by_family.items():
+        limit = f"{est['gpu_memory_gib']:g}" if est["gpus"] else "cpu"
+        flag = "" if est["fits"] else "  OVER"
+        lines.append(f"{name:<18}{est['tensor']:>3}{est['pipeline']:>3}{est['data_parallel']:>4}"
+                     f"{est['micro_batch_size']:>4}" + "".join(f"{est['gib'][p]:>12.1f}" for p in parts)
+                     + f"{est['total_gib']:>8.1f}{limit:>6}{flag}")
     return "\n".join(lines)
 
 
@@ -129,5 +150,10 @@ def run(args) -> int:
     plan = make_plan(args.target, args.configfile, full=args.full, workdir=args.directory)
     for warning in unpinned_sources(load_config(args.configfile)):
         print(f"morphcpt plan: warning: {warning}", file=sys.stderr)
-    print(json.dumps({k: plan[k] for k in ("jobs", "bytes", "total_bytes", "gpu_hours")}) if args.json else format_plan(plan))
+    for family, estimate in plan["gpu_memory"].items():
+        warning = over_memory_warning(family, estimate)
+        if warning:
+            print(f"morphcpt plan: warning: {warning}", file=sys.stderr)
+    keys = ("jobs", "bytes", "total_bytes", "gpu_hours", "gpu_memory")
+    print(json.dumps({k: plan[k] for k in keys}) if args.json else format_plan(plan))
     return 0

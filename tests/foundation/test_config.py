@@ -28,6 +28,12 @@ def test_real_config_is_valid_and_gets_defaults(repo_root):
     assert config["export"]["steps"] == [1000, 2000, 3000, 4000, 5000]
     # defaults are filled in from the schema
     assert config["plan"]["bytes_per_param_weights"] == 2
+    # issue 10 throughput defaults for 8B on 8×80 GB
+    assert config["families"]["llama31_8b"]["parallelism"] == {
+        "tensor": 1, "pipeline": 1, "gpus": 8, "distributed_optimizer": True, "overlap_grad_reduce": True,
+        "overlap_param_gather": True, "grad_reduce_in_fp32": True, "recompute": "none"}
+    assert config["training"]["micro_batch_size"] == 4
+    assert config["plan"]["gpu_memory_gib"] == 80
 
 
 def test_demo_config_is_valid(repo_root):
@@ -63,8 +69,14 @@ BROKEN = [
     (("families", "gemma2_2b", "revision"), "main", "'families.gemma2_2b.revision': 'main' does not match"),
     (("corpus", "on_bad_line"), "ignore", "'corpus.on_bad_line' is 'ignore'; allowed: error, skip"),
     (("training", "max_steps"), _DELETE, "'training': 'max_steps' is a required property"),
-    (("families", "llama31_8b", "parallelism", "gpus"), 3, "'families.llama31_8b.parallelism.gpus' (3) must be a multiple of tensor"),
+    (("families", "llama31_8b", "parallelism"), {"tensor": 2, "gpus": 3}, "'families.llama31_8b.parallelism.gpus' (3) must be a multiple of tensor"),
     (("training", "precision"), "fp8", "'training.precision' is 'fp8'; allowed: bf16-mixed, 32"),
+    (("families", "llama31_8b", "parallelism", "recompute"), "selective",
+     "'families.llama31_8b.parallelism.recompute' is 'selective'; allowed: none, full"),
+    (("families", "llama31_8b", "parallelism", "distributed_optimizer"), False,
+     "'families.llama31_8b.parallelism.overlap_param_gather' needs 'distributed_optimizer: true'"),
+    (("training", "micro_batch_size"), 16,
+     "'training.global_batch_size' (64) must be a multiple of micro_batch_size × data-parallel size of family llama31_8b (16 × 8"),
 ]
 
 

@@ -102,8 +102,28 @@ def test_plan_cli_json(repo_root):
                           capture_output=True, text=True, timeout=120, cwd=repo_root)
     assert proc.returncode == 0, proc.stderr
     plan = json.loads(proc.stdout)
-    assert set(plan) == {"jobs", "bytes", "total_bytes", "gpu_hours"}
+    assert set(plan) == {"jobs", "bytes", "total_bytes", "gpu_hours", "gpu_memory"}
     assert plan["jobs"]["tokenize"] == 60 and plan["jobs"]["evaluate"] == 16 and plan["jobs"]["train"] == 3
+    (memory,) = plan["gpu_memory"].values()  # only the family all_llama trains
+    assert set(memory["gib"]) == {"weights", "grads", "optimizer", "activations", "logits", "reserve"}
+    assert memory["tensor"] == 1 and memory["data_parallel"] == 8 and memory["fits"]
+    assert memory["total_gib"] == pytest.approx(70.09, abs=0.05)  # tests/foundation/test_memory_estimate.py
+
+
+def test_plan_cli_prints_gpu_memory_and_warns_when_over(repo_root, tmp_path):
+    config = yaml.safe_load((repo_root / "config" / "config.yaml").read_text())
+    config["training"]["micro_batch_size"] = 8  # ~80.1 GiB per GPU for 8B at TP=1
+    configfile = tmp_path / "config.yaml"
+    configfile.write_text(yaml.safe_dump(config))
+    proc = subprocess.run([sys.executable, "-m", "morphcpt.cli", "plan", "all_llama", "--full", "--configfile",
+                           str(configfile), "--directory", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120, cwd=repo_root)
+    assert proc.returncode == 0, proc.stderr
+    assert "GPU memory per GPU of the train jobs" in proc.stdout
+    row = next(line for line in proc.stdout.splitlines() if line.startswith("llama31_8b"))
+    assert row.split()[1:5] == ["1", "1", "8", "8"] and row.endswith("OVER")
+    assert "warning: families.llama31_8b: estimated 80." in proc.stderr
+    assert "exceeds plan.gpu_memory_gib (80)" in proc.stderr
 
 
 def test_plan_warns_about_an_unpinned_corpus(repo_root):

@@ -51,6 +51,7 @@ def train(spec: dict[str, Any]) -> None:
     from morphcpt.models.checkpoint_callbacks import FinalCheckpoint, SaveOnSigterm
     from morphcpt.models.checkpoints import checkpoint_callback, latest_checkpoint
     from morphcpt.models.packed_data import build_data_module, load_tokenizer
+    from morphcpt.models.parallelism import apply_recompute, ddp_config
     from morphcpt.models.train_callback import MetricsCallback
 
     t = spec["training"]
@@ -58,6 +59,7 @@ def train(spec: dict[str, Any]) -> None:
     tokenizer = load_tokenizer(nemo_dir)
     config = io.load_context(str(nemo_dir / "context"), subpath="model.config")
     config.seq_length = t["seq_length"]
+    apply_recompute(config, spec["parallel_settings"])
     bf16 = str(t["precision"]).startswith("bf16")
     model = type(io.load_context(str(nemo_dir / "context"), subpath="model"))(config=config, tokenizer=tokenizer)
     data = build_data_module(spec, tokenizer)
@@ -65,6 +67,7 @@ def train(spec: dict[str, Any]) -> None:
     strategy = nl.MegatronStrategy(
         tensor_model_parallel_size=spec["tensor"], pipeline_model_parallel_size=spec["pipeline"],
         ckpt_async_save=False,  # a checkpoint is complete before training goes on (preemption-safe)
+        ddp=ddp_config(spec["parallel_settings"]),
     )
     trainer = nl.Trainer(
         accelerator="gpu" if on_gpu else "cpu", devices=spec["gpus"] if on_gpu else 1, num_nodes=1,
@@ -78,7 +81,7 @@ def train(spec: dict[str, Any]) -> None:
             optimizer="adam", lr=t["lr"], min_lr=t["min_lr"], weight_decay=t["weight_decay"],
             adam_beta1=t["adam_beta1"], adam_beta2=t["adam_beta2"], adam_eps=t["adam_eps"],
             clip_grad=t["clip_grad"], bf16=bf16, fp16=False, params_dtype=torch.bfloat16 if bf16 else torch.float32,
-            use_distributed_optimizer=on_gpu,
+            use_distributed_optimizer=spec["parallel_settings"]["distributed_optimizer"],
         ),
         # max_steps reaches the scheduler (the old pipeline's trap: without it, constant min LR
         # after 10 steps); constant_steps=0 gives the plain warmup + cosine.

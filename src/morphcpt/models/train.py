@@ -138,6 +138,8 @@ def _resume_note(spec: dict[str, Any]) -> str:
 
 def make_spec(*, family: dict[str, Any], nemo_dir: Path, hf_dir: Path, shard_files: list[str], train_dir: Path,
               checkpoint_dir: Path, training: dict[str, Any], seed: int, gpus: int, threads: int = 1) -> dict[str, Any]:
+    from morphcpt.models.parallelism import train_settings
+
     par = family.get("parallelism", {})
     return {
         "arch": family["arch"], "nemo_dir": str(Path(nemo_dir).resolve()), "hf_dir": str(Path(hf_dir).resolve()),
@@ -145,6 +147,7 @@ def make_spec(*, family: dict[str, Any], nemo_dir: Path, hf_dir: Path, shard_fil
         "train_dir": str(Path(train_dir).resolve()), "checkpoint_dir": str(Path(checkpoint_dir).resolve()),
         "training": training_config(training), "seed": int(seed), "gpus": int(gpus), "threads": int(threads),
         "tensor": int(par.get("tensor", 1)) if gpus else 1, "pipeline": int(par.get("pipeline", 1)) if gpus else 1,
+        "parallel_settings": train_settings(par, gpus),
     }
 
 
