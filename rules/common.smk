@@ -18,7 +18,7 @@ def rule_resources(rule):
 
 def gpu_resources(rule):
     """Resources of a GPU rule. tasks_per_gpu=0: otherwise the slurm executor adds
-    --ntasks-per-gpu=1 and the job script runs once per GPU (DESIGN §10)."""
+    --ntasks-per-gpu=1 and the job script runs once per GPU (docs/design.md §10)."""
     res = rule_resources(rule)
     res.setdefault("gpu", 1)
     res["tasks_per_gpu"] = 0

@@ -1,6 +1,6 @@
 # Stage: continued pretraining per family x mode with NeMo `llm.train`, restored from the
 # imported weights (gated by import_parity). Checkpoints live in an undeclared folder next to
-# the sentinel, so a failed or preempted job keeps them and its rerun resumes (DESIGN §6).
+# the sentinel, so a failed or preempted job keeps them and its rerun resumes (docs/design.md §6).
 
 
 rule train:

@@ -1,4 +1,4 @@
-"""Shared fixtures. Tests never read ../shared: fixtures are written for this project."""
+"""Shared fixtures. Tests never read files outside the repository: fixtures are written for this project."""
 
 from __future__ import annotations
 

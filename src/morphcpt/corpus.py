@@ -1,5 +1,5 @@
 """The CPT corpus: raw files (SEA-PILE v2 from the Hub, or local files), their manifest, and the
-deterministic contiguous split into N JSONL chunks (DESIGN §2, §5).
+deterministic contiguous split into N JSONL chunks (docs/design.md §2, §5).
 
 Raw records are read one at a time (JSONL, JSONL.GZ, parquet), so a corpus of many GB never
 sits in memory. Every record is classified by `parse_line`: a valid document, or one of the

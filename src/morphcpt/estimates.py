@@ -1,4 +1,4 @@
-"""Storage and compute estimates per rule, from config (DESIGN §9).
+"""Storage and compute estimates per rule, from config (docs/design.md §9).
 
 Used twice: as each rule's `out_mb` resource (so a scheduler or a reader of the DAG sees the
 expected size of a job's outputs) and by `morphcpt plan` to sum them over a target.

@@ -1,7 +1,7 @@
 """Where every output of the workflow lives, and which outputs each target needs.
 
 The rule files, `morphcpt plan` and the stage code all take their paths from here, so the DAG,
-the plan and the scripts can never disagree about the file layout (DESIGN §2).
+the plan and the scripts can never disagree about the file layout (docs/design.md §2).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """`morphcpt plan TARGET`: what a target will run and cost, before any GPU hour is spent.
 
 Jobs per rule come from a Snakemake API dry run of the real workflow (no subprocess, no scraping of
-printed output); bytes per rule and GPU-hours come from `morphcpt.estimates` (DESIGN §9).
+printed output); bytes per rule and GPU-hours come from `morphcpt.estimates` (docs/design.md §9).
 Without --full only jobs that still need to run are counted; --full counts the whole DAG as if
 nothing existed yet (the size of the experiment).
 """
@@ -22,7 +22,7 @@ from morphcpt.estimates import gpu_hours_per_train_job, output_bytes
 from morphcpt.memory_estimate import family_gpu_memory, over_memory_warning
 
 TARGET_RULES = {"all", "demo"}
-# Rules in the order data flows through them (DESIGN §2), for a readable table.
+# Rules in the order data flows through them (docs/design.md §2), for a readable table.
 RULE_ORDER = ("download_model", "import_nemo", "import_parity", "download_corpus", "split_chunks", "tokenize",
               "train", "export", "fetch_benchmark", "evaluate", "aggregate", "compare")
 

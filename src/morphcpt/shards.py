@@ -1,4 +1,4 @@
-"""Megatron .bin/.idx shards per tokenizer x mode x chunk, with JSON sidecars (DESIGN §5).
+"""Megatron .bin/.idx shards per tokenizer x mode x chunk, with JSON sidecars (docs/design.md §5).
 
 `build_shard` turns one JSONL chunk into one shard: canonical ids from the tokenizer, the mode's
 processor over them (StochasTok/Patok ids are written as they are: never decoded to text and

@@ -1,5 +1,5 @@
 """The DAG seen by a dry run: job counts of every target on a small two-family config, and
-`morphcpt plan` numbers against values computed by hand (DESIGN §9)."""
+`morphcpt plan` numbers against values computed by hand (docs/design.md §9)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Helpers of the model tests: fixture shards written directly with megatron-core's
-IndexedDatasetBuilder plus a sidecar with the keys the shard stage writes (DESIGN §5), the shared
+IndexedDatasetBuilder plus a sidecar with the keys the shard stage writes (docs/design.md §5), the shared
 training recipe, and subprocess runners (pytest puts tests/models on sys.path)."""
 
 from __future__ import annotations

@@ -56,7 +56,7 @@ def test_tiny_gemma_loads_with_sentencepiece_tokenizer(tiny_gemma_hf):
 
 
 def test_nemo_configs_match_the_model_facts(tmp_path, tiny_gemma_hf):
-    """DESIGN §3's table against NeMo's config classes, and the Gemma 2 importer's config derived
+    """docs/design.md §3's table against NeMo's config classes, and the Gemma 2 importer's config derived
     from the tiny model's config.json (no TE needed to build configs)."""
     out = tmp_path / "configs.json"
     res = run_json(f"""

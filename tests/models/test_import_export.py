@@ -123,7 +123,7 @@ def test_parity_gate_fails_loudly_and_keeps_only_the_failed_report(tmp_path):
 
 
 def test_round_trip_hf_nemo_hf_keeps_logits(tmp_path, imported_nemo, tiny_llama_hf):
-    """DESIGN §7: HF -> NeMo -> HF gives the same logits (catches a naive QKV split on export)."""
+    """docs/design.md §7: HF -> NeMo -> HF gives the same logits (catches a naive QKV split on export)."""
     out = tmp_path / "roundtrip.json"
     result = run_json(f"""
         import json

@@ -104,7 +104,7 @@ def test_expanded_shards_carry_the_expansion(shards, tokenizer_dir):
 
 
 def test_stochastok_ratio_on_the_demo_corpus(shards, tokenizer_dir):
-    """DESIGN §4: StochasTok at expand_prop 0.1 gives about 1.09 tokens per canonical token."""
+    """docs/design.md §4: StochasTok at expand_prop 0.1 gives about 1.09 tokens per canonical token."""
     out = sum(_sidecar(shards[("stochastok", c)])["tokens_out"] for c in ("000", "001"))
     base = sum(_sidecar(shards[("vanilla", c)])["tokens_out"] for c in ("000", "001"))
     ratio = out / base

@@ -14,7 +14,7 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SLURM_PROFILE = REPO_ROOT / "profiles" / "slurm" / "config.yaml"
 LOCAL_PROFILE = REPO_ROOT / "profiles" / "local" / "config.yaml"
-# Rules that run on GPUs in the real experiment (DESIGN §10): each gets a GPU partition.
+# Rules that run on GPUs in the real experiment (docs/design.md §10): each gets a GPU partition.
 GPU_RULES = {"import_nemo", "import_parity", "train", "export", "evaluate"}
 
 

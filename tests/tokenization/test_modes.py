@@ -1,4 +1,4 @@
-"""Invariants of vanilla / StochasTok / Patok on both tokenizer styles (DESIGN §4), plus exact checks."""
+"""Invariants of vanilla / StochasTok / Patok on both tokenizer styles (docs/design.md §4), plus exact checks."""
 
 from __future__ import annotations
 

@@ -37,7 +37,7 @@ def nemo_setup() -> None:
 
 
 def needs_transformer_engine(arch: str) -> bool:
-    """Gemma 2's NeMo layer spec needs TransformerEngine (DESIGN §11): GPU only."""
+    """Gemma 2's NeMo layer spec needs TransformerEngine (docs/design.md §11): GPU only."""
     return arch == "gemma"
 
 
@@ -292,7 +292,7 @@ def export_parity(checkpoint: Path, hf_dir: Path, thresholds: dict[str, float], 
                        "embeddings?); do not evaluate this export")
 
 
-# HF config keys an export must keep exactly as the base model has them (DESIGN §7).
+# HF config keys an export must keep exactly as the base model has them (docs/design.md §7).
 EXACT_CONFIG_KEYS = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
                      "num_key_value_heads", "head_dim", "rope_theta", "rope_scaling", "tie_word_embeddings",
                      "rms_norm_eps", "bos_token_id", "eos_token_id", "model_type")

@@ -3,7 +3,7 @@
 A synthetic model looks exactly like a downloaded one (safetensors + config.json + tokenizer
 files) so every later stage runs unchanged on it. All weights are random from an explicit seed,
 including the RMSNorm weights: HF initialises them to 1.0, and a converter that drops them (the
-norm-name trap of DESIGN §11) would then go unnoticed.
+norm-name trap of docs/design.md §11) would then go unnoticed.
 """
 
 from __future__ import annotations

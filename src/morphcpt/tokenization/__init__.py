@@ -1,4 +1,4 @@
-"""Tokenization modes (vanilla, StochasTok, Patok) over HF fast tokenizers. See DESIGN §4.
+"""Tokenization modes (vanilla, StochasTok, Patok) over HF fast tokenizers. See docs/design.md §4.
 
     adapter = TokenizerAdapter.from_dir(path)
     proc = make_processor(adapter, "patok", {"cut_prop": 0.8}, cache_dir=None)

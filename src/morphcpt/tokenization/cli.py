@@ -72,7 +72,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--tokenizer", required=True, type=Path, help="HF fast-tokenizer folder (tokenizer.json)")
     parser.add_argument("--mode", required=True, choices=["vanilla", "stochastok", "patok"])
     parser.add_argument("--set", action="append", metavar="KEY=VALUE", dest="sets",
-                        help="mode parameter, e.g. expand_prop=0.1 (repeatable; defaults from DESIGN §1)")
+                        help="mode parameter, e.g. expand_prop=0.1 (repeatable; defaults from docs/design.md §1)")
     parser.add_argument("--seed", type=int, default=0, help="global seed (default 0)")
     parser.add_argument("--chunk", type=int, default=0, help="chunk id mixed into each document's seed (default 0)")
     parser.add_argument("--input", required=True, type=Path, help="JSONL, one {\"text\": ...} per line")

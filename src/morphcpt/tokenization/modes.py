@@ -39,7 +39,7 @@ def default_cache_dir() -> Path:
 
 
 def make_processor(adapter: TokenizerAdapter, mode: str, params: dict | None = None, cache_dir: Path | None = None):
-    """A callable `proc(ids, rng) -> (ids, counters)` for a mode; params default to DESIGN §1's.
+    """A callable `proc(ids, rng) -> (ids, counters)` for a mode; params default to docs/design.md §1's.
 
     The split table is cached under cache_dir (default: assets.cache_dir()/split_tables)."""
     resolved = resolve_params(mode, params)

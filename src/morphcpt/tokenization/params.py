@@ -28,7 +28,7 @@ def document_rng(seed: int, chunk: int, doc_index: int) -> np.random.Generator:
 
 
 def resolve_params(mode: str, params: dict | None) -> dict[str, float]:
-    """Mode params with DESIGN §1 defaults filled in; unknown keys and values outside [0, 1] fail."""
+    """Mode params with docs/design.md §1 defaults filled in; unknown keys and values outside [0, 1] fail."""
     if mode not in DEFAULT_PARAMS:
         raise MorphcptError(f"unknown tokenization mode {mode!r}; use one of {', '.join(MODES)}")
     given = dict(params or {})

@@ -1,4 +1,4 @@
-"""StochasTok (DESIGN §4): floor(p·n) attempts, each at a uniform position of the current, growing
+"""StochasTok (docs/design.md §4): floor(p·n) attempts, each at a uniform position of the current, growing
 sequence; a token with splits is replaced by one of them, chosen uniformly; pieces may split again.
 Because the position is uniform over the current tokens, the order in which they are kept does not
 matter while sampling: the current tokens live in an unordered list (a split overwrites the left
