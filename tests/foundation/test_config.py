@@ -103,15 +103,19 @@ def test_missing_config_file_is_one_clear_line(tmp_path):
         load_config(tmp_path / "nope.yaml")
 
 
+def _snakemake_dry_run(repo_root, target: str, configfile, workdir) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", target, "--configfile", str(configfile), "--directory", str(workdir),
+         "--snakefile", str(repo_root / "Snakefile")],
+        capture_output=True, text=True, timeout=120,
+    )
+
+
 def test_snakemake_stops_on_a_broken_config(repo_root, real_config, tmp_path):
     config = _edit(copy.deepcopy(real_config), ("families", "llama31_8b", "arch"), "lama")
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(config))
-    proc = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-n", "all", "--configfile", str(bad), "--directory", str(tmp_path),
-         "--snakefile", str(repo_root / "Snakefile")],
-        capture_output=True, text=True, timeout=120,
-    )
+    proc = _snakemake_dry_run(repo_root, "all", bad, tmp_path)
     assert proc.returncode != 0
     assert "'families.llama31_8b.arch' is 'lama'; allowed: llama, gemma" in proc.stdout + proc.stderr
 
@@ -144,18 +148,10 @@ def test_snakemake_names_the_configfile_of_an_error(repo_root, real_config, tmp_
     config = _edit(copy.deepcopy(real_config), ("corpus", "chunks"), 0)
     bad = tmp_path / "mine.yaml"
     bad.write_text(yaml.safe_dump(config))
-    proc = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-n", "all", "--configfile", str(bad), "--directory", str(tmp_path),
-         "--snakefile", str(repo_root / "Snakefile")],
-        capture_output=True, text=True, timeout=120,
-    )
+    proc = _snakemake_dry_run(repo_root, "all", bad, tmp_path)
     assert proc.returncode != 0
     assert f"{bad}: 'corpus.chunks': 0 is less than the minimum of 1" in proc.stdout + proc.stderr
     good = tmp_path / "good.yaml"
     good.write_text(yaml.safe_dump(real_config))
-    proc = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-n", "all_llama", "--configfile", str(good), "--directory", str(tmp_path),
-         "--snakefile", str(repo_root / "Snakefile")],
-        capture_output=True, text=True, timeout=120,
-    )
+    proc = _snakemake_dry_run(repo_root, "all_llama", good, tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
