@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -53,6 +54,10 @@ def test_download_synthetic_writes_manifest_last(tmp_path, llama3_tokenizer_dir)
     data = verify_manifest(manifest)
     assert {"model.safetensors", "config.json", "tokenizer.json"} <= set(data["files"])
     assert data["synthetic"]["seed"] == 3
+    # The model folder gets the mode mkdir gives (0777 minus the umask), not mkdtemp's private 0700.
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (manifest.parent.stat().st_mode & 0o777) == 0o777 & ~umask
     # A changed file is caught.
     (manifest.parent / "config.json").write_text(json.dumps({"changed": True}))
     with pytest.raises(MorphcptError, match="config.json"):

@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 from morphcpt.errors import MorphcptError
+from morphcpt.fileio import apply_umask
 
 ARCHS = ("llama", "gemma")
 OUTPUT_LOGIT_STD = 4.0  # std of the logits the lm_head produces (untied models), at any width
@@ -109,6 +110,7 @@ def write_synthetic_model(dest: Path, arch: str = "llama", seed: int = 0, hidden
         model = model.to(getattr(torch, dtype))
         model.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)  # also writes special_tokens_map.json
+        apply_umask(tmp)  # mkdtemp made it 0700; the model folder gets the mode mkdir would give
         if dest.exists():
             shutil.rmtree(dest)
         tmp.rename(dest)
