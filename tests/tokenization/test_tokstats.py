@@ -83,6 +83,15 @@ def test_bad_gold_names_the_line(tmp_path):
         read_gold(bad)
 
 
+
+def test_gold_reader_takes_a_bom_and_blank_lines_and_names_bad_utf8_by_line(tmp_path):
+    gold = tmp_path / "gold.jsonl"
+    gold.write_bytes(b'\xef\xbb\xbf{"word": "kumain", "boundaries": [1, 3]}\n\n{"word": "nagluto", "boundaries": [3]}\n\n')
+    assert read_gold(gold) == [("kumain", [1, 3]), ("nagluto", [3])]
+    gold.write_bytes(b'{"word": "kumain", "boundaries": [1, 3]}\n\n{"word": "nag\xffluto", "boundaries": [3]}\n')
+    with pytest.raises(MorphcptError, match=r"gold.jsonl:3: invalid UTF-8"):
+        read_gold(gold)
+
 def test_patok_meets_the_issue_targets_on_llama3(llama3_adapter, split_cache):
     """The experiment's premise on the real Llama-3 tokenizer and the hand-reviewed dev gold set:
     Patok puts token boundaries on morpheme boundaries (issue 12's targets), vanilla does not."""

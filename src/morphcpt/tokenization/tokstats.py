@@ -25,6 +25,7 @@ per-document proportions act as they do on real text. Stochastic modes run once 
 
 from __future__ import annotations
 
+import codecs
 import json
 import sys
 from bisect import bisect_left, bisect_right
@@ -46,10 +47,19 @@ def read_gold_records(path: Path) -> list[dict]:
     false-cut test) and frequency (occurrences in running text, weighting the false-cut rate)."""
     gold = []
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise MorphcptError(f"{path}: cannot read as UTF-8 text ({exc})") from exc
-    for line_no, line in enumerate(lines, 1):
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise MorphcptError(f"{path}: cannot read ({exc})") from exc
+    # As every JSONL reader of the project: a UTF-8 BOM is accepted, blank lines are skipped but
+    # counted, and invalid UTF-8 is reported at its own line.
+    data = data.removeprefix(codecs.BOM_UTF8)
+    for line_no, raw in enumerate(data.split(b"\n"), 1):
+        if not raw.strip():
+            continue
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise MorphcptError(f"{path}:{line_no}: invalid UTF-8 ({exc.reason} at byte {exc.start})") from exc
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
