@@ -264,3 +264,11 @@ def test_invalid_utf8_names_file_line_and_byte(tmp_path, capsys):
     items.write_bytes(b'\xff\n')
     with pytest.raises(MorphcptError, match=r"items\.jsonl:1: not valid UTF-8"):
         read_items(items)
+
+
+def test_a_utf8_bom_and_blank_lines_are_accepted_like_every_other_reader(tmp_path):
+    rows = options_first_rows("langgame", 2)
+    plain, with_bom = tmp_path / "plain.jsonl", tmp_path / "bom.jsonl"
+    write_jsonl(plain, rows)
+    with_bom.write_bytes(b"\xef\xbb\xbf" + plain.read_bytes().replace(b"\n", b"\n\n", 1))
+    assert normalize_file(with_bom, "langgame", seed=1) == normalize_file(plain, "langgame", seed=1)

@@ -33,6 +33,7 @@ depends on file order and the gold is never systematically first.
 from __future__ import annotations
 
 import argparse
+import codecs
 import json
 import random
 import sys
@@ -83,6 +84,8 @@ def read_source_rows(path: str | Path) -> Iterator[_Row]:
     with open(path, "rb") as fh:
         for lineno, raw in enumerate(fh, 1):
             where = f"{path}:{lineno}"
+            if lineno == 1:
+                raw = raw.removeprefix(codecs.BOM_UTF8)  # accepted, as by every JSONL reader here
             line = decode_line(raw, where)
             if not line.strip():
                 continue
