@@ -100,11 +100,12 @@ def raw_format(path: str | Path) -> str:
 UTF8_BOM = b"\xef\xbb\xbf"
 
 
-def _split_lines(stream) -> Iterator[tuple[int, bytes]]:
+def jsonl_lines(stream) -> Iterator[tuple[int, bytes]]:
     """(1-based line number, line without its line ending) of a binary stream, the same way for
-    every JSONL reader (raw corpus, chunks, `morphcpt segment`): a final line without newline
-    counts; a UTF-8 byte order mark at the start of the file is dropped (editors on Windows write
-    one); blank lines are not records and are skipped, but they count in the line numbers."""
+    every JSONL reader (raw corpus, chunks, `morphcpt segment`, `morphcpt tokstats` gold files): a
+    final line without newline counts; a UTF-8 byte order mark at the start of the file is dropped
+    (editors on Windows write one); blank lines are not records and are skipped, but they count in
+    the line numbers."""
     for line_no, line in enumerate(stream, start=1):
         if line_no == 1 and line.startswith(UTF8_BOM):
             line = line[len(UTF8_BOM):]
@@ -125,7 +126,7 @@ def iter_jsonl_texts(path: str | Path) -> Iterator[tuple[int, str | None, str | 
     except OSError as exc:
         raise MorphcptError(f"{path}: cannot read ({exc.strerror})") from None
     with fh:
-        for line_no, line in _split_lines(fh):
+        for line_no, line in jsonl_lines(fh):
             text, kind = parse_line(line)
             yield line_no, text, kind
 
@@ -144,7 +145,7 @@ def iter_raw_records(path: str | Path, hasher: "hashlib._Hash | None" = None) ->
         stream = gzip.GzipFile(fileobj=source, mode="rb") if fmt == "jsonl.gz" else source
         line_no = 0
         try:
-            for line_no, line in _split_lines(stream):
+            for line_no, line in jsonl_lines(stream):
                 text, kind = parse_line(line)
                 if kind is None:
                     line = json.dumps({"text": text}, ensure_ascii=False).encode("utf-8")
@@ -399,7 +400,7 @@ def iter_chunk_documents(path: str | Path, hasher=None) -> Iterator[tuple[int, s
         raise MorphcptError(f"{path}: chunk file not found; rerun split_chunks")
     with open(path, "rb") as fh:
         source = _HashingReader(fh, hasher) if hasher is not None else fh
-        for line_no, line in _split_lines(source):
+        for line_no, line in jsonl_lines(source):
             text, kind = parse_line(line)
             yield line_no, text, kind
 

@@ -25,13 +25,14 @@ per-document proportions act as they do on real text. Stochastic modes run once 
 
 from __future__ import annotations
 
-import codecs
+import io
 import json
 import sys
 from bisect import bisect_left, bisect_right
 from itertools import accumulate
 from pathlib import Path
 
+from morphcpt.corpus import jsonl_lines
 from morphcpt.errors import MorphcptError
 
 METRICS = ("fertility", "boundary_precision", "boundary_recall", "boundary_f1", "affix_preservation", "affix_isolation")
@@ -50,12 +51,7 @@ def read_gold_records(path: Path) -> list[dict]:
         data = Path(path).read_bytes()
     except OSError as exc:
         raise MorphcptError(f"{path}: cannot read ({exc})") from exc
-    # As every JSONL reader of the project: a UTF-8 BOM is accepted, blank lines are skipped but
-    # counted, and invalid UTF-8 is reported at its own line.
-    data = data.removeprefix(codecs.BOM_UTF8)
-    for line_no, raw in enumerate(data.split(b"\n"), 1):
-        if not raw.strip():
-            continue
+    for line_no, raw in jsonl_lines(io.BytesIO(data)):
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
