@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from morphcpt.errors import MorphcptError
 from morphcpt.tokenization import BYTE_FALLBACK, SPECIAL, SplitTable, document_rng, resolve_params
 from morphcpt.tokenization.affixes import default_inventory
-from morphcpt.tokenization.cutter import default_cutter, text_cuts
+from morphcpt.tokenization.cutter import text_cuts
 from morphcpt.tokenization.stochastok import Expander
 
 MODE_PARAMS = [

@@ -4,9 +4,7 @@ from pathlib import Path
 
 
 def main(smk):
-    from morphcpt.models.nemo_io import import_parity
-
-    from morphcpt.models.nemo_io import describe_parity
+    from morphcpt.models.nemo_io import describe_parity, import_parity
 
     report = import_parity(Path(smk.input.manifest).parent, Path(smk.input.nemo), dict(smk.params.thresholds),
                            Path(smk.output.report), smk.params.family)

@@ -9,7 +9,6 @@ login; see morphcpt.hub) and is never logged or written anywhere.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 from pathlib import Path
