@@ -27,6 +27,7 @@ def test_import_parity_gate_passes_fp32(tmp_path, imported_nemo, tiny_llama_hf):
     assert report["rel_diff"] <= DEMO_PARITY["max_rel_diff"] and report["top1_agreement"] == 1.0
     assert 0 <= report["kl"] <= DEMO_PARITY["max_kl"]
     assert report["compared_in"] == "float32" and report["thresholds"] == DEMO_PARITY
+    assert report["software"]["nemo"] == "2.7.3" and report["software"]["megatron.core"] == "0.15.3"
     assert report["shape"][-1] == 128_256 and report["padded_vocab"] == 128_256
     assert (imported_nemo / "context" / "nemo_tokenizer" / "tokenizer.json").is_file()
 
@@ -153,6 +154,7 @@ def test_export_of_trained_checkpoint_passes_parity(tmp_path, training_run, tiny
     """, report_path)
     assert report["passed"] and report["rel_diff"] <= DEMO_PARITY["max_rel_diff"] and report["top1_agreement"] == 1.0
     assert report["config"]["vocab_size"] == 128_256 and report["config"]["tie_word_embeddings"] is False
+    assert report["software"]["nemo"] == "2.7.3" and report["software"]["cuda_available"] is False
 
     import torch
     from safetensors.torch import load_file

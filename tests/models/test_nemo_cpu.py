@@ -7,7 +7,7 @@ import json
 import pytest
 
 from model_fixtures import DEMO_PARITY, run_json
-from morphcpt.models import nemo_cpu
+from morphcpt.models import nemo_cpu, nemo_stack
 
 
 def test_every_shim_says_what_it_works_around():
@@ -30,10 +30,10 @@ def test_gpu_without_te_is_an_error(monkeypatch):
     monkeypatch.setattr(nemo_cpu, "cuda_available", lambda: True)
     monkeypatch.setattr(nemo_cpu, "te_available", lambda: False)
     monkeypatch.setattr(nemo_cpu, "APPLIED", {})
-    monkeypatch.delenv(nemo_cpu.ALLOW_GPU_WITHOUT_TE_ENV, raising=False)
+    monkeypatch.delenv(nemo_stack.ALLOW_GPU_WITHOUT_TE_ENV, raising=False)
     for name in nemo_cpu.SHIMS:
         monkeypatch.setattr(nemo_cpu, f"_shim_{name}", lambda name=name: pytest.fail(f"{name} installed"))
-    with pytest.raises(MorphcptError, match=f"CUDA is available but TransformerEngine.*{nemo_cpu.ALLOW_GPU_WITHOUT_TE_ENV}=1"):
+    with pytest.raises(MorphcptError, match=f"CUDA is available but TransformerEngine.*{nemo_stack.ALLOW_GPU_WITHOUT_TE_ENV}=1"):
         nemo_cpu.apply()
     assert nemo_cpu.APPLIED == {}
 
@@ -43,7 +43,7 @@ def test_gpu_without_te_on_purpose_gets_only_the_te_shims(monkeypatch):
     monkeypatch.setattr(nemo_cpu, "cuda_available", lambda: True)
     monkeypatch.setattr(nemo_cpu, "te_available", lambda: False)
     monkeypatch.setattr(nemo_cpu, "APPLIED", {})
-    monkeypatch.setenv(nemo_cpu.ALLOW_GPU_WITHOUT_TE_ENV, "1")
+    monkeypatch.setenv(nemo_stack.ALLOW_GPU_WITHOUT_TE_ENV, "1")
     for name in nemo_cpu.SHIMS:
         monkeypatch.setattr(nemo_cpu, f"_shim_{name}", lambda name=name: installed.append(name))
     nemo_cpu.apply()
@@ -73,7 +73,7 @@ def test_all_shims_installed_on_cpu(tmp_path):
         import json, torch
         from pathlib import Path
         orig = {{"sync": torch.cuda.synchronize, "dev": torch.cuda.current_device}}
-        from morphcpt.models import nemo_cpu
+        from morphcpt.models import nemo_cpu, nemo_stack
         applied = nemo_cpu.apply()
         from megatron.core.transformer.transformer_config import TransformerConfig
         import nemo.lightning.io as nio, nemo.lightning.io.pl as npl

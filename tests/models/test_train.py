@@ -77,8 +77,9 @@ def test_each_kept_checkpoint_is_written_once(training_run):
     # two Adam moments (12 B/param) in the resumable ones.
     sizes = {s: _tree_bytes(p) for s, p in found.items()}
     assert sizes[20] < 0.45 * sizes[15], sizes
-    assert json.loads((training_run["train_dir"] / "metrics.json").read_text())["checkpoints"].keys() == {
-        "5", "10", "15", "20"}
+    summary = json.loads((training_run["train_dir"] / "metrics.json").read_text())
+    assert summary["checkpoints"].keys() == {"5", "10", "15", "20"}
+    assert summary["software"]["nemo"] == "2.7.3" and summary["software"]["device"] == "cpu"
 
 
 @pytest.mark.slow

@@ -6,8 +6,9 @@ per process, and only on a machine without CUDA (tests, the demo): the CUDA shim
 shims (the local layer spec's needs) when TE is absent too. On a GPU machine it installs nothing:
 the GPU rules run with TE (in the NeMo container: config nemo_container), and CUDA without TE is an
 error, because NeMo would silently fall back to the slow local layer spec with fusions off (and
-Gemma 2 cannot run at all). The one exception is an explicit opt-in, ALLOW_GPU_WITHOUT_TE_ENV=1
-(the GPU check on a lent machine that cannot carry TE): then only the TE shims are installed.
+Gemma 2 cannot run at all). The one exception is the explicit opt-in of `nemo_stack`
+(MORPHCPT_ALLOW_GPU_WITHOUT_TE=1, the GPU check on a lent machine that cannot carry TE): then only
+the TE shims are installed.
 Call `apply()` before building any NeMo/Megatron object (every morphcpt entry point that touches
 NeMo does). `APPLIED` records what was installed; tests check every shim is there and that the one
 whose absence is silent (the norm mapping) really changes imported weights.
@@ -22,6 +23,8 @@ import functools
 import os
 import zlib
 from collections import Counter
+
+from morphcpt.models import nemo_stack
 
 # Shim name -> what it works around. Every name here is installed by apply() on CPU.
 SHIMS = {
@@ -47,8 +50,6 @@ NEEDS = {"transformer_config": "te", "norm_names": "te", "cast_dtype": "te"}
 
 APPLIED: dict[str, bool] = {}
 
-# Opt-in for a GPU machine without TransformerEngine (Llama on Megatron's local layer spec).
-ALLOW_GPU_WITHOUT_TE_ENV = "MORPHCPT_ALLOW_GPU_WITHOUT_TE"
 
 # TE-fused norm names (what the converters use) -> the local spec's separate norm modules.
 TE_TO_LOCAL_NORMS = {
@@ -82,13 +83,8 @@ def apply(skip: tuple[str, ...] = ()) -> dict[str, bool]:
     if unknown:
         raise ValueError(f"unknown CPU shims {sorted(unknown)}; known: {sorted(SHIMS)}")
     present = {"cuda": cuda_available(), "te": te_available()}
-    if present["cuda"] and not present["te"] and os.environ.get(ALLOW_GPU_WITHOUT_TE_ENV) != "1":
-        raise MorphcptError(
-            "CUDA is available but TransformerEngine is not installed: NeMo would train on Megatron's slow local "
-            "layer spec with its fusions off, and Gemma 2 cannot run at all. Run the GPU rules in the NeMo container "
-            "(config nemo_container, --software-deployment-method apptainer), or install a TransformerEngine built "
-            "for this torch and CUDA; "
-            f"to run without TE on purpose (a quick check, Llama only), set {ALLOW_GPU_WITHOUT_TE_ENV}=1")
+    if present["cuda"] and not present["te"] and not nemo_stack.allow_without_te():
+        raise MorphcptError(nemo_stack.TE_MISSING + "; run the GPU rules in the NeMo container (config nemo_container)")
     for name in SHIMS:
         if present[NEEDS.get(name, "cuda")]:
             continue

@@ -28,12 +28,20 @@ PARITY_TEXTS = (
 )
 
 
-def nemo_setup() -> None:
-    """Apply the CPU shims (none on GPU; CUDA without TE is an error). Call before building any
-    NeMo object."""
-    from morphcpt.models import nemo_cpu
+_STACK_LOGGED = []
 
+
+def nemo_setup() -> dict[str, Any]:
+    """Check the software stack (`nemo_stack`), then apply the CPU shims (none on GPU). Call before
+    building any NeMo object. Returns the stack's versions; logs them once per process."""
+    from morphcpt.models import nemo_cpu, nemo_stack
+
+    versions = nemo_stack.check()
+    if not _STACK_LOGGED:
+        print(f"software: {nemo_stack.describe(versions)}", flush=True)
+        _STACK_LOGGED.append(True)
     nemo_cpu.apply()
+    return versions
 
 
 def needs_transformer_engine(arch: str) -> bool:
@@ -275,7 +283,7 @@ def import_parity(hf_dir: Path, nemo_dir: Path, thresholds: dict[str, float], re
     hf = hf_logits(hf_dir, ids)
     nemo = nemo_logits(load_nemo(nemo_dir), ids)
     report = compare_logits(hf, nemo, thresholds, "import (NeMo vs HF)")
-    report.update(hf_dir=str(hf_dir), nemo_dir=str(nemo_dir), tokens=ids)
+    report.update(hf_dir=str(hf_dir), nemo_dir=str(nemo_dir), tokens=ids, software=nemo_setup())
     return parity_gate(report, report_path, "the HF->NeMo conversion is wrong (norm names? QKV layout? "
                        "rope settings? vocab padding?); nothing downstream may use this import")
 
@@ -287,7 +295,7 @@ def export_parity(checkpoint: Path, hf_dir: Path, thresholds: dict[str, float], 
     nemo = nemo_logits(load_nemo(checkpoint), ids)
     hf = hf_logits(hf_dir, ids)
     report = compare_logits(hf, nemo, thresholds, "export (HF vs NeMo)")
-    report.update(checkpoint=str(checkpoint), hf_dir=str(hf_dir), tokens=ids)
+    report.update(checkpoint=str(checkpoint), hf_dir=str(hf_dir), tokens=ids, software=nemo_setup())
     return parity_gate(report, report_path, "the NeMo->HF export is wrong (QKV split? norm names? tied "
                        "embeddings?); do not evaluate this export")
 

@@ -168,11 +168,12 @@ def _refuse_failed_gate(gate_path: Path) -> None:
 def run_training(spec: dict[str, Any], done_path: Path, metrics_path: Path,
                  env_extra: dict[str, str] | None = None) -> dict[str, Any]:
     """Driver: checks, step-0 reference, worker launch, then metrics.json and the sentinel."""
-    from morphcpt.models.nemo_io import check_arch_runnable
+    from morphcpt.models.nemo_io import check_arch_runnable, nemo_setup
     from morphcpt.models.packed_data import nemo_tokenizer_dir
     from morphcpt.models.step0_gate import compute_step0_reference
 
     check_arch_runnable(spec["arch"])
+    software = nemo_setup()  # stops here, before any work, in an environment the NeMo rules do not accept
     if spec["gpus"] and spec["gpus"] % (spec["tensor"] * spec["pipeline"]):
         raise MorphcptError(f"parallelism: gpus {spec['gpus']} is not a multiple of tensor x pipeline "
                             f"({spec['tensor']} x {spec['pipeline']})")
@@ -218,7 +219,7 @@ def run_training(spec: dict[str, Any], done_path: Path, metrics_path: Path,
         raise MorphcptError(f"{train_dir}/metrics.jsonl: steps missing {missing[:10]}; the run did not finish")
     remove_resume_points(ckpt_dir, t["global_batch_size"], max_steps, t["checkpoint_every"])
     summary = {"family_arch": spec["arch"], "max_steps": max_steps, "step0_gate": gate, "steps": metrics,
-               "training": t, "checkpoints": {str(k): str(v) for k, v in list_checkpoints(
+               "training": t, "software": software, "checkpoints": {str(k): str(v) for k, v in list_checkpoints(
                    ckpt_dir, t["global_batch_size"]).items()}}
     write_json_atomic(Path(metrics_path), summary, sort_keys=True)
     Path(done_path).write_text(json.dumps({"max_steps": max_steps, "final_loss": metrics[-1]["loss"]}) + "\n")
