@@ -1,10 +1,13 @@
 # Shared helpers of the rule files (resources from config, environments).
 from morphcpt.estimates import out_mb as _out_mb
 
-NEMO_ENV = "../envs/nemo.yaml"
 CPU_ENV = "../envs/cpu.yaml"
 EVAL_ENV = "../envs/eval.yaml"  # CUDA torch: the evaluate rule runs on GPUs
+# The NeMo rules run in the image when one is configured, and then in no conda env: with both
+# deployment methods on, Snakemake would build envs/nemo.yaml (no TransformerEngine) inside the
+# image and run there. Without an image they use envs/nemo.yaml (docs/design.md §11).
 NEMO_CONTAINER = config["nemo_container"]
+NEMO_ENV = None if NEMO_CONTAINER else "../envs/nemo.yaml"
 
 
 def rule_resources(rule):

@@ -91,20 +91,20 @@ def test_every_profile_key_is_commented(path):
     assert uncommented_top_level_keys(path) == []
 
 
-def test_snakemake_accepts_both_profiles(repo_root):
+def test_snakemake_accepts_both_profiles(repo_root, apptainer_stand_in):
     """Dry runs through each profile: unknown keys or bad values would stop Snakemake here.
     --forceall lists every job of the target whatever results already exist."""
     for profile, extra in (("profiles/slurm", []), ("profiles/local", ["--configfile", "config/demo.yaml"])):
         proc = subprocess.run(
             [sys.executable, "-m", "snakemake", "--profile", profile, "-n", "--forceall", "models_llama", *extra],
             cwd=repo_root, capture_output=True, text=True, timeout=120,
-            env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"},
+            env={**os.environ, "PATH": f"{apptainer_stand_in}:{Path(sys.executable).parent}:{os.environ['PATH']}"},
         )
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert "import_nemo" in proc.stdout + proc.stderr
 
 
-def test_slurm_profile_works_copied_to_user_config(repo_root, tmp_path):
+def test_slurm_profile_works_copied_to_user_config(repo_root, tmp_path, apptainer_stand_in):
     """README: copy profiles/slurm to ~/.config/snakemake/slurm, then `--profile slurm` finds it."""
     import shutil
 
@@ -114,7 +114,7 @@ def test_slurm_profile_works_copied_to_user_config(repo_root, tmp_path):
         [sys.executable, "-m", "snakemake", "--profile", "slurm", "-n", "--forceall", "models_llama"],
         cwd=repo_root, capture_output=True, text=True, timeout=120,
         env={**os.environ, "XDG_CONFIG_HOME": str(config_home),
-             "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"},
+             "PATH": f"{apptainer_stand_in}:{Path(sys.executable).parent}:{os.environ['PATH']}"},
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     # The copied profile's placeholders reached the jobs: it was the one in use.
