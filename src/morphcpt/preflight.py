@@ -5,6 +5,9 @@
 - A download from the Hugging Face Hub is pending (a family or the corpus with `source: hf`
   whose download output is missing) and no token is set: the download would fail only after the
   other jobs (a 7 GB corpus download, chunking) ran for a while.
+- NeMo jobs that ask for GPUs would run outside the configured NeMo image (`nemo_container` set,
+  apptainer not among the deployment methods): each would wait in the GPU queue only to stop at
+  its stack check (models/nemo_stack.py).
 
 The Snakefile (rules/preflight.smk) runs `preflight_problems` twice: at parse time, printing each
 problem as a warning (a dry run shows them), and in `onstart`, just before the first job of a
@@ -20,6 +23,8 @@ from typing import Any, Iterable, Mapping
 from morphcpt.hub import TOKEN_VARS, token_source
 
 PLACEHOLDER = "CHANGE_ME"
+# The rules that run NeMo (in the image of `nemo_container` on GPU nodes; rules/common.smk).
+NEMO_RULES = ("import_nemo", "import_parity", "train", "export")
 
 
 def unedited_profile_values(default_resources: Mapping[str, Any] | None,
@@ -58,10 +63,39 @@ def pending_hub_downloads(config: dict[str, Any], layout: Any,
     return pending
 
 
+def configured_nemo_gpu_rules(config: dict[str, Any]) -> list[str]:
+    """The NeMo rules the config gives GPUs (train: any family with `parallelism.gpus` > 0)."""
+    resources = config.get("resources", {})
+    gpus = {rule: {**resources.get("default", {}), **resources.get(rule, {})}.get("gpu", 1) for rule in NEMO_RULES}
+    gpus["train"] = max((fam.get("parallelism", {}).get("gpus", 0) for fam in config["families"].values()), default=0)
+    return [rule for rule in NEMO_RULES if gpus[rule]]
+
+
+def nemo_gpu_jobs_outside_image(nemo_container: str | None, apptainer_on: bool, gpu_rules: Iterable[str]) -> str | None:
+    """The problem line when NeMo jobs on GPUs would not run in the configured image, else None."""
+    rules = sorted(set(gpu_rules), key=NEMO_RULES.index)
+    if not nemo_container or apptainer_on or not rules:
+        return None
+    return (f"the NeMo jobs on GPUs ({', '.join(rules)}) would run outside the NeMo image {nemo_container} "
+            "(apptainer is not among the deployment methods) and stop at their stack check: run with the Slurm "
+            "profile (it sets `software-deployment-method: apptainer` and `apptainer-args: \"--nv\"`) or add "
+            "`--software-deployment-method apptainer --apptainer-args \"--nv\"`; to run them in this "
+            "environment on purpose, set nemo_container: null")
+
+
 def preflight_problems(config: dict[str, Any], layout: Any, default_resources=None, set_resources=None,
-                       download_jobs=None, env: Mapping[str, str] | None = None) -> list[str]:
-    """One line per problem that would make the run fail after it started; [] when none."""
+                       download_jobs=None, env: Mapping[str, str] | None = None, apptainer_on: bool = True,
+                       nemo_gpu_rules: Iterable[str] | None = None) -> list[str]:
+    """One line per problem that would make the run fail after it started; [] when none.
+
+    `nemo_gpu_rules`: the NeMo rules of the jobs to run that ask for GPUs, when the DAG is known;
+    otherwise those the config gives GPUs."""
     problems = []
+    outside = nemo_gpu_jobs_outside_image(
+        config.get("nemo_container"), apptainer_on,
+        configured_nemo_gpu_rules(config) if nemo_gpu_rules is None else nemo_gpu_rules)
+    if outside:
+        problems.append(outside)
     unedited = unedited_profile_values(default_resources, set_resources)
     if unedited:
         problems.append(

@@ -7,12 +7,14 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
 
 from morphcpt.layout import Layout
-from morphcpt.preflight import pending_hub_downloads, preflight_problems, unedited_profile_values
+from morphcpt.preflight import (NEMO_RULES, configured_nemo_gpu_rules, nemo_gpu_jobs_outside_image,
+                                pending_hub_downloads, preflight_problems, unedited_profile_values)
 
 SECRET = "hf_SECRETvalue0123456789"
 
@@ -117,3 +119,30 @@ def test_missing_token_stops_a_real_run_before_anything_starts(repo_root, tmp_pa
     rc, out = _snakemake(repo_root, tmp_path, hf_config, "--profile", local, "-n", "all",
                          env_extra={"HUGGING_FACE_HUB_TOKEN": SECRET})
     assert rc == 0 and "no Hugging Face token" not in out and SECRET not in out
+
+
+def test_nemo_gpu_jobs_outside_the_image_are_caught(hf_config):
+    image = "docker://nvcr.io/nvidia/nemo:26.02"
+    assert nemo_gpu_jobs_outside_image(None, False, ["train"]) is None  # no image: the current env on purpose
+    assert nemo_gpu_jobs_outside_image(image, True, ["train"]) is None  # apptainer runs them in the image
+    assert nemo_gpu_jobs_outside_image(image, False, []) is None  # nothing on GPUs (the CPU demo)
+    line = nemo_gpu_jobs_outside_image(image, False, ["train", "import_nemo", "train"])
+    assert line.startswith(f"the NeMo jobs on GPUs (import_nemo, train) would run outside the NeMo image {image}")
+    assert "--software-deployment-method apptainer" in line and "nemo_container: null" in line
+    # without the DAG, the config decides: the demo gives no NeMo rule a GPU, the real config all four
+    assert configured_nemo_gpu_rules(hf_config) == []
+    shipped = yaml.safe_load((Path(__file__).resolve().parents[2] / "config" / "config.yaml").read_text())
+    assert configured_nemo_gpu_rules(shipped) == list(NEMO_RULES)
+
+
+def test_nemo_gpu_jobs_outside_the_image_stop_a_real_run(repo_root, tmp_path, hf_config):
+    del hf_config["families"]["small_gemma"]  # no token problem here
+    hf_config["nemo_container"] = "docker://nvcr.io/nvidia/nemo:26.02"
+    hf_config["resources"]["import_nemo"] = {**hf_config["resources"].get("import_nemo", {}), "gpu": 1}
+    rc, out = _snakemake(repo_root, tmp_path, hf_config, "--cores", "1", "-n", "models")
+    assert rc == 0 and "morphcpt preflight: warning: the NeMo jobs on GPUs (import_nemo) would run outside" in out, out
+    rc, out = _snakemake(repo_root, tmp_path, hf_config, "--cores", "1", "models")
+    assert rc != 0
+    lines = [ln for ln in out.splitlines() if ln.startswith("morphcpt preflight: the NeMo jobs on GPUs")]
+    assert len(lines) == 1 and "(import_nemo)" in lines[0], out[-3000:]
+    _assert_nothing_ran(tmp_path)
