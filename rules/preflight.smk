@@ -1,8 +1,10 @@
 # Preflight (morphcpt.preflight): CHANGE_ME left in the profile's resources, no Hugging Face token
-# while a Hub download is pending, or NeMo GPU jobs outside the NeMo image would fail a run only
-# after jobs were submitted. They are
+# while a Hub download is pending, NeMo GPU jobs outside the NeMo image, or a results folder the
+# image cannot see would fail a run only after jobs were submitted. They are
 # warnings at parse time (so a dry run shows them) and stop a real run in `onstart`, before its
 # first job, with one line.
+from pathlib import Path
+
 from snakemake.logging import logger
 from snakemake.settings.types import DeploymentMethod
 
@@ -23,6 +25,8 @@ def _preflight(download_jobs=None, nemo_gpu_rules=None):
         set_resources={rule: _as_written(res) for rule, res in (settings.overwrite_resources or {}).items()},
         download_jobs=download_jobs,
         apptainer_on=DeploymentMethod.APPTAINER in workflow.deployment_settings.deployment_method,
+        apptainer_args=workflow.deployment_settings.apptainer_args,
+        run_dir=Path.cwd(),
         nemo_gpu_rules=nemo_gpu_rules,
     )
 

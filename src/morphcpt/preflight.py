@@ -8,6 +8,9 @@
 - NeMo jobs that ask for GPUs would run outside the configured NeMo image (`nemo_container` set,
   apptainer not among the deployment methods): each would wait in the GPU queue only to stop at
   its stack check (models/nemo_stack.py).
+- The results folder lies outside the working directory (or is a link out of it) while the NeMo
+  rules run in the image: Snakemake gives the image only the working directory, so each NeMo job
+  would wait for GPUs and then not find its inputs. A `--bind` in the apptainer args fixes it.
 
 The Snakefile (rules/preflight.smk) runs `preflight_problems` twice: at parse time, printing each
 problem as a warning (a dry run shows them), and in `onstart`, just before the first job of a
@@ -17,6 +20,7 @@ this module is tested without Snakemake.
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -79,23 +83,52 @@ def nemo_gpu_jobs_outside_image(nemo_container: str | None, apptainer_on: bool, 
     return (f"the NeMo jobs on GPUs ({', '.join(rules)}) would run outside the NeMo image {nemo_container} "
             "(apptainer is not among the deployment methods) and stop at their stack check: run with the Slurm "
             "profile (it sets `software-deployment-method: apptainer` and `apptainer-args: \"--nv\"`) or add "
-            "`--software-deployment-method apptainer --apptainer-args \"--nv\"`; to run them in this "
+            "`--software-deployment-method apptainer --apptainer-args=--nv`; to run them in this "
             "environment on purpose, set nemo_container: null")
 
 
+def apptainer_binds(apptainer_args: str) -> list[Path]:
+    """The host folders that `--bind`/`-B` options in the apptainer args make visible."""
+    words, folders = shlex.split(apptainer_args or ""), []
+    for i, word in enumerate(words):
+        if word in ("--bind", "-B") and i + 1 < len(words):
+            spec = words[i + 1]
+        elif word.startswith("--bind="):
+            spec = word.split("=", 1)[1]
+        else:
+            continue
+        folders += [Path(entry.split(":", 1)[0]) for entry in spec.split(",") if entry]
+    return folders
+
+
+def results_outside_image(results_dir: str | Path, workdir: str | Path, apptainer_args: str) -> str | None:
+    """The problem line when the NeMo image would not see the results folder, else None."""
+    results = Path(workdir, results_dir).resolve()
+    visible = [Path(workdir).resolve()] + [folder.resolve() for folder in apptainer_binds(apptainer_args)]
+    if any(results == folder or folder in results.parents for folder in visible):
+        return None
+    return (f"results_dir {results} is outside the working directory {Path(workdir).resolve()}, the only folder "
+            "Snakemake gives the NeMo image, so the NeMo jobs would not find their inputs: add "
+            f"`--bind {results}` to apptainer-args in the profile (e.g. apptainer-args: \"--nv --bind {results}\")")
+
+
 def preflight_problems(config: dict[str, Any], layout: Any, default_resources=None, set_resources=None,
-                       download_jobs=None, env: Mapping[str, str] | None = None, apptainer_on: bool = True,
+                       download_jobs=None, env: Mapping[str, str] | None = None, apptainer_on: bool = False,
+                       apptainer_args: str = "", run_dir: str | Path = ".",
                        nemo_gpu_rules: Iterable[str] | None = None) -> list[str]:
     """One line per problem that would make the run fail after it started; [] when none.
 
     `nemo_gpu_rules`: the NeMo rules of the jobs to run that ask for GPUs, when the DAG is known;
-    otherwise those the config gives GPUs."""
+    otherwise those the config gives GPUs. `run_dir`: Snakemake's working directory."""
     problems = []
-    outside = nemo_gpu_jobs_outside_image(
-        config.get("nemo_container"), apptainer_on,
-        configured_nemo_gpu_rules(config) if nemo_gpu_rules is None else nemo_gpu_rules)
+    gpu_rules = configured_nemo_gpu_rules(config) if nemo_gpu_rules is None else list(nemo_gpu_rules)
+    outside = nemo_gpu_jobs_outside_image(config.get("nemo_container"), apptainer_on, gpu_rules)
     if outside:
         problems.append(outside)
+    elif config.get("nemo_container") and apptainer_on and gpu_rules:
+        hidden = results_outside_image(config["results_dir"], run_dir, apptainer_args)
+        if hidden:
+            problems.append(hidden)
     unedited = unedited_profile_values(default_resources, set_resources)
     if unedited:
         problems.append(

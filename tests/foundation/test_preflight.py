@@ -1,5 +1,6 @@
-"""Preflight: an unedited profile or a missing Hugging Face token stops a real run before its first
-job with one line (a dry run warns), whether the profile is given as a path or by name."""
+"""Preflight: an unedited profile, a missing Hugging Face token, or NeMo GPU jobs that would run
+outside (or not see their results from) the NeMo image stop a real run before its first job with
+one line (a dry run warns), whether the profile is given as a path or by name."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ import pytest
 import yaml
 
 from morphcpt.layout import Layout
-from morphcpt.preflight import (NEMO_RULES, configured_nemo_gpu_rules, nemo_gpu_jobs_outside_image,
-                                pending_hub_downloads, preflight_problems, unedited_profile_values)
+from morphcpt.preflight import (NEMO_RULES, apptainer_binds, configured_nemo_gpu_rules, nemo_gpu_jobs_outside_image,
+                                pending_hub_downloads, preflight_problems, results_outside_image,
+                                unedited_profile_values)
 
 SECRET = "hf_SECRETvalue0123456789"
 
@@ -98,7 +100,7 @@ def test_unedited_profile_stops_a_real_run_before_its_first_job(repo_root, tmp_p
     else:
         profile = str(repo_root / "profiles" / "slurm")
     rc, out = _snakemake(repo_root, tmp_path, hf_config, "--profile", profile, "-n", "models")
-    assert rc == 0 and "morphcpt preflight: warning: the Snakemake profile still has CHANGE_ME values" in out
+    assert rc == 0 and "morphcpt preflight: warning: the Snakemake profile still has CHANGE_ME values" in out, out[-2000:]
     rc, out = _snakemake(repo_root, tmp_path, hf_config, "--profile", profile, "models")
     assert rc != 0
     lines = [ln for ln in out.splitlines() if ln.startswith("morphcpt preflight: the Snakemake profile")]
@@ -146,3 +148,37 @@ def test_nemo_gpu_jobs_outside_the_image_stop_a_real_run(repo_root, tmp_path, hf
     lines = [ln for ln in out.splitlines() if ln.startswith("morphcpt preflight: the NeMo jobs on GPUs")]
     assert len(lines) == 1 and "(import_nemo)" in lines[0], out[-3000:]
     _assert_nothing_ran(tmp_path)
+
+
+def test_apptainer_binds_are_read_in_every_spelling():
+    args = "--nv --bind /scratch/a,/data/b:/mnt/b:ro -B /work/c --bind=/lustre/d --cleanenv"
+    assert apptainer_binds(args) == [Path("/scratch/a"), Path("/data/b"), Path("/work/c"), Path("/lustre/d")]
+    assert apptainer_binds("") == [] and apptainer_binds("--nv") == []
+
+
+def test_results_outside_the_working_directory_need_a_bind(tmp_path):
+    work, scratch = tmp_path / "repo", tmp_path / "scratch"
+    work.mkdir()
+    scratch.mkdir()
+    assert results_outside_image("results", work, "--nv") is None  # inside: Snakemake binds the workdir
+    line = results_outside_image(scratch / "results", work, "--nv")
+    assert line.startswith(f"results_dir {scratch / 'results'} is outside the working directory {work}")
+    assert f"--bind {scratch / 'results'}" in line
+    assert results_outside_image(scratch / "results", work, f"--nv --bind {scratch}") is None
+    # a link out of the working directory is outside too: the image sees the link, not its target
+    (work / "results").symlink_to(scratch, target_is_directory=True)
+    assert results_outside_image("results", work, "--nv") is not None
+
+
+def test_results_outside_the_image_are_a_problem_only_when_the_image_runs_nemo_on_gpus(hf_config, tmp_path):
+    layout = Layout(hf_config)
+    del hf_config["families"]["small_gemma"]
+    hf_config["nemo_container"] = "docker://nvcr.io/nvidia/nemo:26.02"  # results_dir is in tmp_path
+    work = tmp_path / "work"
+    work.mkdir()
+    common = dict(apptainer_on=True, apptainer_args="--nv", run_dir=work)
+    assert preflight_problems(hf_config, layout, nemo_gpu_rules=[], **common) == []  # the CPU demo
+    (line,) = preflight_problems(hf_config, layout, nemo_gpu_rules=["train"], **common)
+    assert line.startswith("results_dir ") and "--bind" in line
+    assert preflight_problems(hf_config, layout, nemo_gpu_rules=["train"], apptainer_on=True,
+                              apptainer_args=f"--nv --bind {tmp_path}", run_dir=work) == []
