@@ -234,3 +234,6 @@ def test_checkpoints_from_other_inputs_are_not_resumed(training_run):
     spec["training"] = {**spec["training"], "lr": 5e-4}
     with pytest.raises(MorphcptError, match="different inputs \\(changed: training\\)"):
         check_run_identity(spec)
+    sharded = {**training_run["spec"], "parallel_settings": {**spec["parallel_settings"], "distributed_optimizer": True}}
+    with pytest.raises(MorphcptError, match="changed: distributed_optimizer"):
+        check_run_identity(sharded)

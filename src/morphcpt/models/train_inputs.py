@@ -75,7 +75,7 @@ def check_shards(prefixes: list[str], tokenizer_dir: Path, vocab_size: int,
 
 
 def run_identity(spec: dict[str, Any]) -> dict[str, Any]:
-    """What the checkpoints of a run depend on: import, shards, recipe, seed."""
+    """What the checkpoints of a run depend on: import, shards, recipe, seed, parallel layout."""
     hf_dir = Path(spec["hf_dir"])
     manifest = hf_dir / "manifest.json"
     if manifest.is_file():  # sha256 of every base-model file (download_model writes it)
@@ -85,8 +85,11 @@ def run_identity(spec: dict[str, Any]) -> dict[str, Any]:
                                      for p in sorted(hf_dir.iterdir()) if p.is_file()))
     shards = {Path(p).name: sha256_text(Path(p + ".json").read_text()) for p in spec["shard_prefixes"]}
     training = {k: spec["training"].get(k) for k in IDENTITY_TRAINING_KEYS}
+    # The optimizer's state is saved sharded (distributed optimizer) or whole: a resume must use
+    # the same layout.
     return {"base_model": base, "shards": shards, "training": training,
-            "seed": spec["seed"], "tensor": spec["tensor"], "pipeline": spec["pipeline"]}
+            "seed": spec["seed"], "tensor": spec["tensor"], "pipeline": spec["pipeline"],
+            "distributed_optimizer": spec["parallel_settings"]["distributed_optimizer"]}
 
 
 def check_run_identity(spec: dict[str, Any]) -> None:
