@@ -1,5 +1,6 @@
 # Shared helpers of the rule files (resources from config, environments).
 from morphcpt.estimates import out_mb as _out_mb
+from morphcpt.rule_resources import gpu_resources as _gpu_resources, rule_resources as _rule_resources
 
 CPU_ENV = "../envs/cpu.yaml"
 EVAL_ENV = "../envs/eval.yaml"  # CUDA torch: the evaluate rule runs on GPUs
@@ -11,21 +12,13 @@ NEMO_ENV = None if NEMO_CONTAINER else "../envs/nemo.yaml"
 
 
 def rule_resources(rule):
-    """cpus_per_task / mem_mb / runtime (+ gpu) of a rule: its config entry over `default`."""
-    res = {**config["resources"].get("default", {}), **config["resources"].get(rule, {})}
-    res.setdefault("cpus_per_task", 1)
-    res.setdefault("mem_mb", 4000)
-    res.setdefault("runtime", 60)
-    return res
+    """A rule's resources from config (morphcpt.rule_resources)."""
+    return _rule_resources(config, rule)
 
 
 def gpu_resources(rule):
-    """Resources of a GPU rule. tasks_per_gpu=0: otherwise the slurm executor adds
-    --ntasks-per-gpu=1 and the job script runs once per GPU (docs/design.md §10)."""
-    res = rule_resources(rule)
-    res.setdefault("gpu", 1)
-    res["tasks_per_gpu"] = 0
-    return res
+    """A GPU rule's resources from config (morphcpt.rule_resources)."""
+    return _gpu_resources(config, rule)
 
 
 def out_mb(rule):

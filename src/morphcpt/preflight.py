@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from morphcpt.hub import TOKEN_VARS, token_source
+from morphcpt.rule_resources import gpu_resources
 
 PLACEHOLDER = "CHANGE_ME"
 # The rules that run NeMo (in the image of `nemo_container` on GPU nodes; rules/common.smk).
@@ -69,8 +70,7 @@ def pending_hub_downloads(config: dict[str, Any], layout: Any,
 
 def configured_nemo_gpu_rules(config: dict[str, Any]) -> list[str]:
     """The NeMo rules the config gives GPUs (train: any family with `parallelism.gpus` > 0)."""
-    resources = config.get("resources", {})
-    gpus = {rule: {**resources.get("default", {}), **resources.get(rule, {})}.get("gpu", 1) for rule in NEMO_RULES}
+    gpus = {rule: gpu_resources(config, rule)["gpu"] for rule in NEMO_RULES}
     gpus["train"] = max((fam.get("parallelism", {}).get("gpus", 0) for fam in config["families"].values()), default=0)
     return [rule for rule in NEMO_RULES if gpus[rule]]
 

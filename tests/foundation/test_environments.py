@@ -10,9 +10,9 @@ from pathlib import Path
 import yaml
 
 from morphcpt.plan import dry_run_jobs
+from morphcpt.preflight import NEMO_RULES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-NEMO_RULES = {"import_nemo", "import_parity", "train", "export"}
 
 
 def _environments(configfile: Path, target: str) -> dict[str, tuple[str | None, str | None]]:
@@ -31,7 +31,9 @@ def test_shipped_config_runs_the_nemo_rules_in_the_pinned_image():
     image = config["nemo_container"]
     assert image == "docker://nvcr.io/nvidia/nemo:26.02"
     envs = _environments(REPO_ROOT / "config" / "config.yaml", "all_llama")
-    assert NEMO_RULES <= envs.keys() and "evaluate" in envs and "tokenize" in envs
+    assert set(NEMO_RULES) <= envs.keys() and "evaluate" in envs and "tokenize" in envs
+    # preflight's list of NeMo rules is exactly the rules that run in the image
+    assert {rule for rule, (_, container) in envs.items() if container} == set(NEMO_RULES)
     for rule, (conda, container) in envs.items():
         if rule in NEMO_RULES:
             assert (conda, container) == (None, image), rule
