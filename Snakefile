@@ -7,7 +7,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from morphcpt.config import config_source, validate_config
+from morphcpt.config import check_yaml_sources, config_source, validate_config
 from morphcpt.errors import MorphcptError
 from morphcpt.layout import Layout
 
@@ -20,6 +20,8 @@ if not workflow.overwrite_configfiles:
 
 
 try:
+    # Snakemake's YAML reading keeps the last of two equal keys; the strict re-read refuses them.
+    check_yaml_sources(workflow.overwrite_configfiles, argv=sys.argv)
     validate_config(config, source=config_source(workflow.overwrite_configfiles, workflow.config_settings.config))
 except MorphcptError as exc:
     raise WorkflowError(str(exc)) from None

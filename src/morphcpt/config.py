@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-import yaml
 
 from morphcpt.errors import MorphcptError
+from morphcpt.yamlio import load_yaml, profile_config_files
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_PATH = REPO_ROOT / "config" / "schema.yaml"
@@ -111,7 +111,7 @@ def _describe(error: jsonschema.ValidationError) -> str:
 def validate_config(config: dict[str, Any], source: str = "config") -> dict[str, Any]:
     """Validate `config` in place (filling defaults, turning "1e-4" into a number where the schema
     wants one); return it. Raises MorphcptError with one line starting with `source` (the file)."""
-    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    schema = load_yaml(SCHEMA_PATH)
     validator = _Validator(schema)
     _coerce_numeric_strings(config, validator)
     errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), str(e.absolute_path)))
@@ -165,17 +165,22 @@ def config_source(configfiles: list[str | Path], overrides: dict[str, Any] | Non
     return source + (" (with --config overrides)" if overrides else "")
 
 
+def check_yaml_sources(configfiles: list[str | Path], default: str | Path = "config/config.yaml",
+                       argv: list[str] | None = None) -> None:
+    """Re-read, with the strict loader, the YAML files Snakemake read with its own (lenient) one:
+    the config files (`--configfile`, else the default) and the profile of the command line `argv`.
+    A key written twice in one of them stops the run with file, line and key (morphcpt.yamlio)."""
+    for path in [*(configfiles or [default]), *profile_config_files(argv or [])]:
+        if Path(path).is_file():  # a missing file is Snakemake's own, clearer, error
+            load_yaml(path)
+
+
 def load_config(path: str | Path = DEFAULT_CONFIG, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Read a YAML config file, apply `overrides` (top-level keys), validate, fill defaults."""
     path = Path(path)
     if not path.is_file():
         raise MorphcptError(f"config file {path} does not exist; pass --configfile with an existing file")
-    try:
-        config = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark else ""
-        raise MorphcptError(f"{path}{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    config = load_yaml(path) or {}
     if not isinstance(config, dict):
         raise MorphcptError(f"{path}: the top level must be a mapping of keys")
     config.update(overrides or {})

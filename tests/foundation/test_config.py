@@ -155,3 +155,61 @@ def test_snakemake_names_the_configfile_of_an_error(repo_root, real_config, tmp_
     good.write_text(yaml.safe_dump(real_config))
     proc = _snakemake_dry_run(repo_root, "all_llama", good, tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def _with_second_patok(repo_root, tmp_path):
+    """The real config with a second `patok:` line after the first under `modes:`."""
+    text = (repo_root / "config" / "config.yaml").read_text()
+    first = "  patok: {cut_prop: 0.8, expand_prop: 0.1}\n"
+    assert text.count(first) == 1
+    path = tmp_path / "twice.yaml"
+    path.write_text(text.replace(first, first + "  patok: {cut_prop: 0.3, expand_prop: 0.0}\n"))
+    return path
+
+
+def test_a_key_written_twice_names_file_line_and_key(repo_root, tmp_path):
+    path = _with_second_patok(repo_root, tmp_path)
+    assert yaml.safe_load(path.read_text())["modes"]["patok"]["cut_prop"] == 0.3  # PyYAML: the last one wins
+    lines = path.read_text().split("\n")
+    first = next(i for i, line in enumerate(lines, 1) if line.startswith("  patok:"))
+    with pytest.raises(MorphcptError) as info:
+        load_config(path)
+    assert str(info.value).startswith(f"{path}:{first + 1}: duplicate key 'patok' (first written at line {first})")
+    assert "\n" not in str(info.value)
+
+
+def test_duplicate_keys_at_any_depth_and_merge_keys(tmp_path):
+    from morphcpt.yamlio import load_yaml
+
+    path = tmp_path / "x.yaml"
+    path.write_text("a:\n  b:\n    c: 1\n    d: 2\n    c: 3\n")
+    with pytest.raises(MorphcptError, match=r"x.yaml:5: duplicate key 'c' \(first written at line 3\)"):
+        load_yaml(path)
+    path.write_text("base: &b {x: 1, y: 2}\nuse:\n  <<: *b\n  x: 5\n")  # a merge key may be overridden
+    assert load_yaml(path)["use"] == {"x": 5, "y": 2}
+    path.write_text("lr: 1e-4\non: yes\n")  # otherwise read exactly as PyYAML (and Snakemake) read it
+    assert load_yaml(path) == yaml.safe_load(path.read_text())
+
+
+def test_snakemake_stops_on_a_duplicate_key_in_the_configfile(repo_root, tmp_path):
+    path = _with_second_patok(repo_root, tmp_path)
+    proc = _snakemake_dry_run(repo_root, "all", path, tmp_path)
+    assert proc.returncode != 0
+    assert f"{path}:" in proc.stdout + proc.stderr and "duplicate key 'patok'" in proc.stdout + proc.stderr
+
+
+def test_the_profile_in_use_is_read_strictly(repo_root, tmp_path):
+    from morphcpt.config import check_yaml_sources
+    from morphcpt.yamlio import profile_config_files
+
+    profile = tmp_path / "myprofile"
+    profile.mkdir()
+    (profile / "config.yaml").write_text("jobs: 2\ncores: 2\njobs: 4\n")
+    config = repo_root / "config" / "demo.yaml"
+    assert profile_config_files(["snakemake", "--profile", str(profile), "demo"]) == [profile / "config.yaml"]
+    assert profile_config_files(["snakemake", f"--profile={profile}"]) == [profile / "config.yaml"]
+    assert profile_config_files(["snakemake"], {"SNAKEMAKE_PROFILE": str(profile)}) == [profile / "config.yaml"]
+    with pytest.raises(MorphcptError, match=r"config.yaml:3: duplicate key 'jobs'"):
+        check_yaml_sources([config], argv=["snakemake", "--profile", str(profile)])
+    check_yaml_sources([config], argv=["snakemake", "--profile", str(repo_root / "profiles" / "local")])
+    check_yaml_sources([config], argv=["snakemake", "--profile", str(repo_root / "profiles" / "slurm")])
