@@ -48,13 +48,14 @@ def parse_line(raw: bytes) -> tuple[str | None, str | None]:
 
 
 def check_record(record: Any) -> tuple[str | None, str | None]:
-    """(text, None) for a record whose `text` is a non-empty string, else (None, kind)."""
+    """(text, None) for a record whose `text` is a string with a non-whitespace character, else
+    (None, kind). Whitespace-only text ("   \n", "\t") is no document either: it counts as empty_text."""
     if not isinstance(record, dict) or "text" not in record or record["text"] is None:
         return None, "missing_text"
     text = record["text"]
     if not isinstance(text, str):
         return None, "non_string_text"
-    if not text:
+    if not text.strip():
         return None, "empty_text"
     try:  # JSON escapes can carry lone surrogates ("\ud800"): not encodable, not a document
         text.encode("utf-8")
@@ -349,6 +350,11 @@ def split_chunks(manifest_path: str | Path, chunk_paths: list[str | Path], chunk
     manifest_path = Path(manifest_path)
     manifest = read_manifest(manifest_path)
     n_records = sum(1 for _ in _iter_manifest_records(manifest, manifest_path, on_bad_line, verify_hash=True))
+    if n_records == 0:
+        files = [e["path"] for e in manifest["files"]]
+        raise MorphcptError(f"the corpus has no records: {', '.join(files[:3])}{' ...' if len(files) > 3 else ''} "
+                            f"(listed in {manifest_path}) hold only blank lines or nothing; point corpus.local_path "
+                            "(or corpus.hf_id/subset) at the corpus files, then rerun download_corpus")
     ranges = chunk_ranges(n_records, len(chunk_paths))
     log(f"{n_records} records in {len(manifest['files'])} raw files -> {len(chunk_paths)} chunks")
 

@@ -49,6 +49,20 @@ def test_lone_surrogate_counts_as_invalid_utf8():
     assert parse_line('{"text": "ñ ✓"}'.encode()) == ("ñ ✓", None)
 
 
+def test_whitespace_only_text_is_empty_text():
+    for blank in ("   \n", "\t  ", "\u3000\u00a0", "\r\n"):
+        assert parse_line(json.dumps({"text": blank}).encode()) == (None, "empty_text"), repr(blank)
+    assert parse_line(b'{"text": " a "}') == (" a ", None)  # text with surrounding spaces is kept as written
+
+
+def test_whitespace_only_documents_are_refused_or_counted(tmp_path):
+    raw = write_jsonl(tmp_path / "raw.jsonl", ["Kumain na ako.", "   \n", "\t  ", "Naglalaro ang bata."])
+    with pytest.raises(MorphcptError, match=r"raw.jsonl:2: bad input line \(empty text\)"):
+        _split(tmp_path / "a", raw, 2)
+    chunks, manifest = _split(tmp_path / "b", raw, 2, on_bad_line="skip")
+    assert [c["bad_lines"] for c in manifest["chunks"]] == [{"empty_text": 1}, {"empty_text": 1}]
+
+
 @pytest.mark.parametrize("n_records,n_chunks", [(10, 3), (7, 7), (1000, 20), (5, 1)])
 def test_chunk_ranges_are_contiguous_and_balanced(n_records, n_chunks):
     ranges = chunk_ranges(n_records, n_chunks)
@@ -61,6 +75,15 @@ def test_chunk_ranges_are_contiguous_and_balanced(n_records, n_chunks):
 def test_fewer_records_than_chunks_stops():
     with pytest.raises(MorphcptError, match="fewer than corpus.chunks=5"):
         chunk_ranges(3, 5)
+
+
+def test_empty_corpus_says_so_and_not_lower_chunks(tmp_path):
+    raw = tmp_path / "empty.jsonl"
+    raw.write_text("\n  \n")
+    with pytest.raises(MorphcptError, match=r"the corpus has no records: .*empty.jsonl") as info:
+        _split(tmp_path, raw, 1)
+    assert "lower corpus.chunks" not in str(info.value)
+    assert not (tmp_path / "chunks" / "chunk_000.jsonl").exists()
 
 
 def test_split_keeps_order_and_every_document(tmp_path):
