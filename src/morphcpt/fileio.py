@@ -35,6 +35,14 @@ def current_umask() -> int:
 
 def apply_umask(path: str | Path) -> None:
     """Give a file or folder made by `tempfile` (mode 0600/0700) the mode a plain open() or mkdir()
-    would have given it (0666/0777 minus the umask), so outputs renamed from it are not private."""
-    base = 0o777 if Path(path).is_dir() else 0o666
-    os.chmod(path, base & ~current_umask())
+    would have given it (0666/0777 minus the umask, executables 0777), so outputs renamed from it
+    are not private. A folder's whole tree gets it: safetensors (0.8) writes every
+    `model.safetensors` 0600, whoever calls it (save_pretrained, NeMo's export)."""
+    mask = current_umask()
+    path = Path(path)
+    paths = [path, *path.rglob("*")] if path.is_dir() and not path.is_symlink() else [path]
+    for p in paths:
+        if p.is_symlink():
+            continue
+        base = 0o777 if p.is_dir() or p.stat().st_mode & 0o111 else 0o666
+        os.chmod(p, base & ~mask)

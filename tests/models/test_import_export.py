@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -139,6 +140,11 @@ def test_round_trip_hf_nemo_hf_keeps_logits(tmp_path, imported_nemo, tiny_llama_
         Path({str(out)!r}).write_text(json.dumps(report))
     """, out)
     assert result["passed"] and result["rel_diff"] <= DEMO_PARITY["max_rel_diff"], result
+    # Every exported file follows the umask, the weights too (safetensors alone writes them 0600).
+    umask = os.umask(0)
+    os.umask(umask)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "hf_back").rglob("*") if p.is_file()}
+    assert modes["model.safetensors"] == 0o666 & ~umask and set(modes.values()) == {0o666 & ~umask}, modes
 
 
 def test_export_of_trained_checkpoint_passes_parity(tmp_path, training_run, tiny_llama_hf):

@@ -58,6 +58,7 @@ def test_download_synthetic_writes_manifest_last(tmp_path, llama3_tokenizer_dir)
     umask = os.umask(0)
     os.umask(umask)
     assert (manifest.parent.stat().st_mode & 0o777) == 0o777 & ~umask
+    assert (manifest.parent / "model.safetensors").stat().st_mode & 0o777 == 0o666 & ~umask  # safetensors: 0600
     # A changed file is caught.
     (manifest.parent / "config.json").write_text(json.dumps({"changed": True}))
     with pytest.raises(MorphcptError, match="config.json"):

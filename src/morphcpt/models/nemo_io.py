@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from morphcpt.errors import MorphcptError
+from morphcpt.fileio import apply_umask
 
 # family arch -> (NeMo model class, default NeMo config class). The importer derives the real
 # architecture from the HF config.json; the classes select the registered "hf" importer.
@@ -91,6 +92,7 @@ def atomic_output_dir(out_dir: Path):
     try:
         with scratch_cwd(tmp):
             yield tmp / "out"
+        apply_umask(tmp / "out")  # the converter's safetensors are 0600: every output follows the umask
         if out_dir.exists():
             shutil.rmtree(out_dir)
         (tmp / "out").rename(out_dir)
