@@ -19,18 +19,33 @@ from morphcpt.errors import MorphcptError
 from morphcpt.fileio import write_json_atomic
 
 
+# The worker module torchrun (or plain Python) runs; tests swap in their own through monkeypatch.
+WORKER_MODULE = "morphcpt.models.train_worker"
+# Seconds the driver waits past the grace before it kills what is left: torchrun itself waits the
+# grace (TORCH_ELASTIC_SHUTDOWN_TIMEOUT) after the first rank exits, then needs a moment to reap.
+KILL_SLACK_S = 10.0
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def worker_command(spec_path: Path, gpus: int) -> list[str]:
-    if gpus > 0:
+def ranks_per_node(spec: dict[str, Any]) -> int:
+    """Worker processes per node: one per GPU; on CPU `cpu_ranks` (default 1, gloo)."""
+    return int(spec["gpus"]) if spec["gpus"] else int(spec.get("cpu_ranks", 1))
+
+
+def worker_command(spec_path: Path, ranks: int, *, torchrun: bool | None = None) -> list[str]:
+    """torchrun for more than one rank (or on GPUs), else one plain process."""
+    if torchrun is None:
+        torchrun = ranks > 1
+    if torchrun:
         # torchrun, run by this interpreter (a `torchrun` on PATH may belong to another Python).
-        return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={gpus}",
-                "-m", "morphcpt.models.train_worker", str(spec_path)]
-    return [sys.executable, "-m", "morphcpt.models.train_worker", str(spec_path)]
+        return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={ranks}",
+                "-m", WORKER_MODULE, str(spec_path)]
+    return [sys.executable, "-m", WORKER_MODULE, str(spec_path)]
 
 
 def _kill_group(pgid: int, sig) -> None:
@@ -40,32 +55,82 @@ def _kill_group(pgid: int, sig) -> None:
         pass
 
 
+def _proc_table() -> dict[int, tuple[int, int, str]]:
+    """pid -> (parent pid, process group, start time) of every process, from /proc."""
+    table = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) "
+        table[int(entry.name)] = (int(fields[1]), int(fields[2]), fields[19])
+    return table
+
+
+def descendants(pid: int) -> dict[int, str]:
+    """Every process below `pid` (children, their children, ...): pid -> start time.
+
+    torchrun starts each rank in a session of its own, and Megatron's checkpoint writers are the
+    ranks' children: neither is in the process group of the process the driver started."""
+    table = _proc_table()
+    children: dict[int, list[int]] = {}
+    for child, (parent, _pgid, _start) in table.items():
+        children.setdefault(parent, []).append(child)
+    found, todo = {}, list(children.get(pid, []))
+    while todo:
+        child = todo.pop()
+        if child not in found:
+            found[child] = table[child][2]
+            todo.extend(children.get(child, []))
+    return found
+
+
+def _signal_tracked(tracked: dict[int, str], sig) -> None:
+    """Send `sig` to each tracked process that is still the same process (same start time)."""
+    table = _proc_table()
+    for pid, start in tracked.items():
+        if pid in table and table[pid][2] == start:
+            try:
+                os.kill(pid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
 def launch_worker(spec: dict[str, Any], env_extra: dict[str, str] | None = None, *,
                   resume_note: Callable[[dict[str, Any]], str] | None = None) -> int:
-    """Run the worker (torchrun on GPUs, one plain process on CPU); return its exit code.
+    """Run the worker (torchrun for several ranks or on GPUs, one plain process for a single CPU
+    rank); return its exit code.
 
-    The worker gets its own process group, and whatever is left of it when it ends is killed:
-    a crashed or preempted worker leaves Megatron's spawned checkpoint-writer processes behind,
-    which would otherwise live on (and hold the job's stdout open).
+    Every process below the driver is tracked while it runs and killed when the worker ends: a
+    crashed or preempted worker leaves Megatron's spawned checkpoint-writer processes behind, and
+    torchrun's ranks live in sessions of their own, so a process-group kill would miss both.
 
-    SIGTERM: the worker starts with SIGTERM ignored (torchrun is told not to handle it, so it
-    neither dies nor kills the ranks), until its SaveOnSigterm callback takes it over. A SIGTERM
-    to the driver (Slurm signals every process of the step; a local Ctrl-C or kill reaches only
-    the driver) is passed on; the driver then waits up to `preemption_grace_s` for the save."""
+    SIGTERM (docs/design.md §6): torchrun and the ranks start with SIGTERM ignored (torchrun is
+    told not to handle it: its own handler would SIGKILL the ranks after its shutdown timeout)
+    until each rank's SaveOnSigterm callback takes it over. A SIGTERM to the driver (a local kill
+    or Ctrl-C reaches only the driver; Slurm signals every process of the step) is passed on to
+    every process below it, so each rank's save path runs. The driver then waits
+    `training.preemption_grace_s` (+ KILL_SLACK_S); torchrun, once the first rank has exited,
+    waits the same grace for the others (TORCH_ELASTIC_SHUTDOWN_TIMEOUT) instead of its 30 s."""
     spec_path = Path(spec["train_dir"]) / "train_spec.json"
     write_json_atomic(spec_path, spec, sort_keys=True)
+    grace = float(spec["training"]["preemption_grace_s"])
+    ranks = ranks_per_node(spec)
     env = dict(os.environ)
     src = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "") if env.get("PYTHONPATH") else src
-    env["OMP_NUM_THREADS"] = str(max(1, spec.get("threads", 1) // max(1, spec["gpus"])))
+    env["OMP_NUM_THREADS"] = str(max(1, spec.get("threads", 1) // ranks))
     env["TORCHELASTIC_SIGNALS_TO_HANDLE"] = "SIGINT,SIGHUP,SIGQUIT"  # not SIGTERM: see above
-    if spec["gpus"] == 0:
+    env["TORCH_ELASTIC_SHUTDOWN_TIMEOUT"] = str(int(grace))
+    if spec["gpus"] == 0 and ranks == 1:
         env.setdefault("MASTER_ADDR", "127.0.0.1")
         env["MASTER_PORT"] = str(_free_port())
     env.update(env_extra or {})
-    cmd = worker_command(spec_path, spec["gpus"])
+    cmd = worker_command(spec_path, ranks, torchrun=bool(spec["gpus"]) or ranks > 1)
     print("train: launching " + " ".join(cmd), flush=True)
-    grace = float(spec["training"]["preemption_grace_s"])
     # The child inherits the ignored SIGTERM; the driver's own handler is installed right after.
     previous_term = signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
@@ -73,31 +138,36 @@ def launch_worker(spec: dict[str, Any], env_extra: dict[str, str] | None = None,
         proc = subprocess.Popen(cmd, env=env, cwd=spec["train_dir"], start_new_session=True)
     finally:
         signal.signal(signal.SIGTERM, previous_term)
+    tracked: dict[int, str] = {}
     received: list[tuple[int, float]] = []  # (signal, when)
 
     def forward(signum, _frame):
         if not received:
             print(f"train: received signal {signum}: letting the worker save a checkpoint "
                   f"(up to {grace:.0f} s)", flush=True)
-            _kill_group(proc.pid, signal.SIGTERM)
+            tracked.update(descendants(os.getpid()))
+            _signal_tracked(tracked, signal.SIGTERM)
         received.append((signum, time.monotonic()))
 
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         while True:
+            tracked.update(descendants(os.getpid()))
             try:
                 rc = proc.wait(timeout=1.0)
                 break
             except subprocess.TimeoutExpired:
                 pass
-            if received and time.monotonic() - received[0][1] > grace:
+            if received and time.monotonic() - received[0][1] > grace + KILL_SLACK_S:
                 print(f"train: the worker did not stop within {grace:.0f} s; killing it", flush=True)
-                _kill_group(proc.pid, signal.SIGKILL)
+                _signal_tracked(tracked, signal.SIGKILL)
         if received:
+            print(f"train: the worker stopped {time.monotonic() - received[0][1]:.1f} s after the signal", flush=True)
             raise MorphcptError(f"training interrupted by signal {received[0][0]} (preemption or time limit); "
                                 f"{resume_note(spec) if resume_note else 'rerun to resume'}")
         return rc
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        _signal_tracked(tracked, signal.SIGKILL)
         _kill_group(proc.pid, signal.SIGKILL)
