@@ -20,7 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "config-reference": ("morphcpt.config_reference", "the config reference (Markdown) generated from the schema"),
     "segment": ("morphcpt.tokenization.cli", "tokenize a JSONL file with vanilla/stochastok/patok"),
     "tokstats": ("morphcpt.tokenization.tokstats", "tokenization quality against gold segmentations"),
-    "verify-shards": ("morphcpt.shards", "check Megatron shards against their sidecars"),
+    "verify-shards": ("morphcpt.shards.cli", "check Megatron shards against their sidecars"),
     "benchmark-items": ("morphcpt.evaluation.items", "normalize a benchmark file to internal items"),
     "eval": ("morphcpt.evaluation.run", "score an HF model directory on one benchmark"),
 }

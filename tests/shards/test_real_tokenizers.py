@@ -148,7 +148,7 @@ def test_verify_catches_changed_text_and_a_wrong_ratio(shards, tokenizer_dir, tm
 
 @pytest.mark.slow
 def test_two_workers_write_the_same_bytes_as_one(tokenizer_dir, demo_chunks, tmp_path, monkeypatch):
-    monkeypatch.setattr("morphcpt.shards._BATCH", 3)  # many batches in flight, finishing in any order
+    monkeypatch.setattr("morphcpt.shards.build._BATCH", 3)  # many batches in flight, finishing in any order
     for threads in (1, 2):
         tokenize_chunk(demo_chunks[1], tokenizer_dir, tmp_path / f"t{threads}" / "chunk_001", "patok", MODES, SEED,
                        "001", threads=threads, progress=False)
