@@ -10,12 +10,15 @@ from typing import Any
 
 
 def rule_resources(config: dict[str, Any], rule: str) -> dict[str, Any]:
-    """cpus_per_task / mem_mb / runtime (+ gpu) of a rule: its config entry over `default`."""
+    """cpus_per_task / mem_mb / runtime (+ gpu) of a rule: its config entry over `default`, and
+    nodes=1: the slurm executor emits --nodes only when a rule sets it, and without it Slurm may
+    spread a job's GPUs over several nodes, where `torchrun --standalone` cannot reach them."""
     resources = config.get("resources", {})
     res = {**resources.get("default", {}), **resources.get(rule, {})}
     res.setdefault("cpus_per_task", 1)
     res.setdefault("mem_mb", 4000)
     res.setdefault("runtime", 60)
+    res["nodes"] = 1
     return res
 
 

@@ -151,6 +151,7 @@ def test_gpu_rules_go_through_sbatch_with_gpus(slurm_cluster, tmp_path):
         for job in jobs[rule]:
             assert job["JobState"] == "COMPLETED", (rule, job)
             assert job["Account"] == TEST_ACCOUNT, (rule, job)
+            assert job["NumNodes"] == "1", (rule, job)  # rule_resources: nodes=1 -> sbatch --nodes=1
             if gpus is None:
                 assert job["Partition"] == CPU_PARTITION, (rule, job)
                 assert "gpu" not in job.get("TresPerJob", ""), (rule, job)
@@ -167,6 +168,7 @@ def test_gpu_rules_go_through_sbatch_with_gpus(slurm_cluster, tmp_path):
         assert len(rule_calls) == len(families), (rule, calls)
         for call in rule_calls:
             assert "--ntasks-per-gpu" not in call, call
+            assert "--nodes=1" in call.split("--wrap=")[0], call
             if gpus is None:
                 assert "--gpus" not in call, call
             else:
