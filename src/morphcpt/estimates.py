@@ -63,6 +63,12 @@ def gpu_hours_per_train_job(config: dict[str, Any], family: str) -> float:
     return flops / (plan["mfu"] * plan["gpu_peak_tflops"] * 1e12) / 3600.0
 
 
+def train_wall_minutes(config: dict[str, Any], family: str) -> float | None:
+    """Wall time of one train job: its GPU-hours over its GPUs (None for a CPU family)."""
+    gpus = config["families"][family].get("parallelism", {}).get("gpus", 0)
+    return gpu_hours_per_train_job(config, family) / gpus * 60.0 if gpus else None
+
+
 def output_bytes(config: dict[str, Any], rule: str, wildcards: dict[str, str] | None = None) -> float:
     """Expected bytes written by one job of `rule` (0 for rules whose outputs are small)."""
     wc = dict(wildcards or {})

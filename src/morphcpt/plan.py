@@ -18,7 +18,7 @@ from typing import Any
 
 from morphcpt.config import DEFAULT_CONFIG, REPO_ROOT, load_config
 from morphcpt.errors import MorphcptError
-from morphcpt.estimates import gpu_hours_per_train_job, output_bytes
+from morphcpt.estimates import gpu_hours_per_train_job, output_bytes, train_wall_minutes
 from morphcpt.memory_estimate import family_gpu_memory, over_memory_warning
 
 TARGET_RULES = {"all", "demo"}
@@ -73,6 +73,7 @@ def make_plan(target: str, configfile: str | Path = DEFAULT_CONFIG, full: bool =
         if rule == "train":
             gpu_hours += gpu_hours_per_train_job(config, job.wildcards.family)
             trained_families.add(job.wildcards.family)
+    runtime = runtime_rows(config, jobs)
     order = [r for r in RULE_ORDER if r in counts] + sorted(set(counts) - set(RULE_ORDER))
     shown = Path(configfile).resolve()
     return {
@@ -84,7 +85,51 @@ def make_plan(target: str, configfile: str | Path = DEFAULT_CONFIG, full: bool =
         "total_bytes": int(sum(bytes_by_rule.values())),
         "gpu_hours": round(gpu_hours, 3),
         "gpu_memory": {f: family_gpu_memory(config, f) for f in sorted(trained_families)},
+        "runtime": runtime,
     }
+
+
+# A GPU job's requested runtime against its estimate: below 1.5x a slow node or a checkpoint save
+# hits the time limit; above 10x the job waits longer in the queue, or never starts where the
+# request exceeds the partition's MaxTime.
+RUNTIME_MIN_RATIO, RUNTIME_MAX_RATIO = 1.5, 10.0
+
+
+def runtime_rows(config: dict[str, Any], jobs: list[Any]) -> list[dict[str, Any]]:
+    """One row per GPU rule (train: per family): requested runtime (min) beside the estimate (min;
+    None where the plan has no estimate: only training time is estimated, from 6·N·D)."""
+    rows: dict[tuple[str, str | None], dict[str, Any]] = {}
+    for job in jobs:
+        rule = job.rule.name
+        if job.rule.norun or not job.resources.get("gpu", 0):
+            continue
+        family = job.wildcards.get("family") if rule == "train" else None
+        estimate = train_wall_minutes(config, family) if rule == "train" else None
+        requested = job.resources.get("runtime")
+        rows.setdefault((rule, family), {
+            "rule": rule, "family": family, "requested_min": requested,
+            "estimate_min": round(estimate, 1) if estimate is not None else None,
+            "ratio": round(requested / estimate, 2) if estimate and requested else None})
+    order = {r: i for i, r in enumerate(RULE_ORDER)}
+    return sorted(rows.values(), key=lambda r: (order.get(r["rule"], len(order)), r["family"] or ""))
+
+
+def runtime_warnings(rows: list[dict[str, Any]]) -> list[str]:
+    warnings = []
+    for row in rows:
+        if row["ratio"] is None:
+            continue
+        name = row["rule"] + (f" ({row['family']})" if row["family"] else "")
+        where = f"resources.{row['rule']}.runtime in the config"
+        if row["ratio"] < RUNTIME_MIN_RATIO:
+            warnings.append(f"{name} requests {row['requested_min']} min, {row['ratio']:g}x its estimate of "
+                            f"{row['estimate_min']:g} min (below {RUNTIME_MIN_RATIO:g}x): it may hit the time limit; "
+                            f"raise {where}")
+        elif row["ratio"] > RUNTIME_MAX_RATIO:
+            warnings.append(f"{name} requests {row['requested_min']} min, {row['ratio']:g}x its estimate of "
+                            f"{row['estimate_min']:g} min (above {RUNTIME_MAX_RATIO:g}x): it waits longer in the "
+                            f"queue, and never starts above the partition's MaxTime; lower {where}")
+    return warnings
 
 
 def _human(n: float) -> str:
@@ -107,6 +152,14 @@ def format_plan(plan: dict[str, Any]) -> str:
         lines.insert(2, "nothing to do: every output is up to date (use --full for the whole DAG)")
     if plan["gpu_memory"]:
         lines += ["", _format_gpu_memory(plan["gpu_memory"])]
+    if plan.get("runtime"):
+        lines += ["", "Requested runtime of the GPU jobs (min) beside the estimate:",
+                  f"{'rule':<28}{'requested':>10}{'estimate':>10}{'ratio':>8}"]
+        for row in plan["runtime"]:
+            name = row["rule"] + (f" ({row['family']})" if row["family"] else "")
+            est = f"{row['estimate_min']:g}" if row["estimate_min"] is not None else "-"
+            ratio = f"{row['ratio']:g}x" if row["ratio"] is not None else "-"
+            lines.append(f"{name:<28}{row['requested_min']:>10}{est:>10}{ratio:>8}")
     return "\n".join(lines)
 
 
@@ -154,6 +207,8 @@ def run(args) -> int:
         warning = over_memory_warning(family, estimate)
         if warning:
             print(f"morphcpt plan: warning: {warning}", file=sys.stderr)
-    keys = ("jobs", "bytes", "total_bytes", "gpu_hours", "gpu_memory")
+    for warning in runtime_warnings(plan["runtime"]):
+        print(f"morphcpt plan: warning: {warning}", file=sys.stderr)
+    keys = ("jobs", "bytes", "total_bytes", "gpu_hours", "gpu_memory", "runtime")
     print(json.dumps({k: plan[k] for k in keys}) if args.json else format_plan(plan))
     return 0

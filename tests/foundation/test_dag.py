@@ -102,7 +102,7 @@ def test_plan_cli_json(repo_root):
                           capture_output=True, text=True, timeout=120, cwd=repo_root)
     assert proc.returncode == 0, proc.stderr
     plan = json.loads(proc.stdout)
-    assert set(plan) == {"jobs", "bytes", "total_bytes", "gpu_hours", "gpu_memory"}
+    assert set(plan) == {"jobs", "bytes", "total_bytes", "gpu_hours", "gpu_memory", "runtime"}
     assert plan["jobs"]["tokenize"] == 60 and plan["jobs"]["evaluate"] == 16 and plan["jobs"]["train"] == 3
     (memory,) = plan["gpu_memory"].values()  # only the family all_llama trains
     assert set(memory["gib"]) == {"weights", "grads", "optimizer", "activations", "logits", "reserve"}

@@ -1,0 +1,50 @@
+"""`morphcpt plan` shows each GPU rule's requested runtime beside its estimate and warns when a
+request is below 1.5x or above 10x it (issue 19.8; docs/design.md §9)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from morphcpt.plan import make_plan, runtime_warnings
+
+
+def test_plan_lists_gpu_rules_with_requested_runtime_and_train_estimate(repo_root, tmp_path):
+    plan = make_plan("all_llama", repo_root / "config" / "config.yaml", full=True, workdir=tmp_path)
+    rows = {(r["rule"], r["family"]): r for r in plan["runtime"]}
+    assert set(rows) == {("import_nemo", None), ("import_parity", None), ("train", "llama31_8b"),
+                         ("export", None), ("evaluate", None)}
+    train = rows[("train", "llama31_8b")]
+    # 6·N·D at MFU 0.4 of 989 TFLOPS, over the family's 8 GPUs (same numbers as test_dag's GPU-hours)
+    minutes = 6 * 8.03e9 * (5000 * 64 * 512) / (0.4 * 989e12) / 3600 / 8 * 60
+    assert train["estimate_min"] == pytest.approx(minutes, abs=0.1)
+    assert train["requested_min"] == 120 and 1.5 <= train["ratio"] <= 10
+    assert rows[("export", None)]["estimate_min"] is None  # no estimate: shown as "-", never warned about
+    assert runtime_warnings(plan["runtime"]) == []
+
+
+def test_runtime_warnings_below_and_above():
+    rows = [{"rule": "train", "family": "a", "requested_min": 40, "estimate_min": 41.6, "ratio": 0.96},
+            {"rule": "train", "family": "b", "requested_min": 2880, "estimate_min": 13.5, "ratio": 213.3},
+            {"rule": "train", "family": "c", "requested_min": 120, "estimate_min": 41.6, "ratio": 2.88},
+            {"rule": "export", "family": None, "requested_min": 120, "estimate_min": None, "ratio": None}]
+    low, high = runtime_warnings(rows)
+    assert low.startswith("train (a) requests 40 min") and "below 1.5x" in low and "resources.train.runtime" in low
+    assert high.startswith("train (b) requests 2880 min") and "above 10x" in high and "MaxTime" in high
+
+
+def test_plan_cli_warns_about_the_old_48_h_train_request(repo_root, tmp_path):
+    config = yaml.safe_load((repo_root / "config" / "config.yaml").read_text())
+    config["resources"]["train"]["runtime"] = 2880
+    configfile = tmp_path / "config.yaml"
+    configfile.write_text(yaml.safe_dump(config))
+    proc = subprocess.run([sys.executable, "-m", "morphcpt.cli", "plan", "all_llama", "--full", "--configfile",
+                           str(configfile), "--directory", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120, cwd=repo_root)
+    assert proc.returncode == 0, proc.stderr
+    assert "morphcpt plan: warning: train (llama31_8b) requests 2880 min" in proc.stderr
+    row = next(line for line in proc.stdout.splitlines() if line.startswith("train (llama31_8b)"))
+    assert row.split()[2:5] == ["2880", "41.6", "69.28x"]
