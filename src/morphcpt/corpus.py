@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from morphcpt.errors import MorphcptError
-from morphcpt.fileio import sha256_file, write_json_atomic
+from morphcpt.fileio import removed_on_failure, sha256_file, write_json_atomic
 
 BAD_LINE_KINDS = ("malformed_json", "missing_text", "non_string_text", "empty_text", "invalid_utf8")
 ON_BAD_LINE = ("error", "skip")
@@ -364,7 +364,10 @@ def split_chunks(manifest_path: str | Path, chunk_paths: list[str | Path], chunk
         p.parent.mkdir(parents=True, exist_ok=True)
     entries: list[dict[str, Any]] = []
     records = _iter_manifest_records(manifest, manifest_path, on_bad_line, verify_hash=False)
-    try:
+    # The chunks hold each record once: about the raw JSONL's bytes (more for gzip or parquet input).
+    # Out of space: temporary files, renamed chunks and the manifest go, and one line says so.
+    needed = sum(e["bytes"] for e in manifest["files"])
+    with removed_on_failure([*tmp_paths, *chunk_paths, Path(chunks_manifest_path)], chunk_paths[0].parent, needed):
         for (start, end), tmp in zip(ranges, tmp_paths):
             bad: dict[str, int] = {}
             first = last = None
@@ -386,13 +389,10 @@ def split_chunks(manifest_path: str | Path, chunk_paths: list[str | Path], chunk
             entry["sha256"] = sha256_file(tmp)
         for tmp, final in zip(tmp_paths, chunk_paths):
             tmp.replace(final)
-    finally:
-        for tmp in tmp_paths:
-            tmp.unlink(missing_ok=True)
-    chunks_manifest = {"version": MANIFEST_VERSION, "raw_manifest": str(manifest_path),
-                       "raw_sha256": [e["sha256"] for e in manifest["files"]], "records": n_records,
-                       "on_bad_line": on_bad_line, "chunks": entries}
-    write_json_atomic(chunks_manifest_path, chunks_manifest)
+        chunks_manifest = {"version": MANIFEST_VERSION, "raw_manifest": str(manifest_path),
+                           "raw_sha256": [e["sha256"] for e in manifest["files"]], "records": n_records,
+                           "on_bad_line": on_bad_line, "chunks": entries}
+        write_json_atomic(chunks_manifest_path, chunks_manifest)
     for entry in entries:
         log(f"{entry['path']}: {entry['records']} records, bad lines {entry['bad_lines'] or 'none'}, sha256 {entry['sha256']}")
     return chunks_manifest

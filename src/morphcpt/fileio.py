@@ -1,12 +1,21 @@
-"""File helpers shared by every stage: content hashes, JSON written atomically, umask-respecting modes."""
+"""File helpers shared by every stage: content hashes, JSON written atomically, umask-respecting
+modes, and out-of-disk-space handling: a writer that runs out of space removes its temporary files
+and stops with one line naming the path, the space it needs and the space left (NoSpaceError)."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterable, Iterator
+
+from morphcpt.errors import MorphcptError
+
+NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 
 
 def sha256_file(path: str | Path, block: int = 1 << 20) -> str:
@@ -18,13 +27,73 @@ def sha256_file(path: str | Path, block: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def is_no_space(exc: BaseException) -> bool:
+    """Whether `exc` is the OS saying the disk (or the user's quota) is full."""
+    return isinstance(exc, OSError) and exc.errno in NO_SPACE_ERRNOS
+
+
+def free_bytes(path: str | Path) -> int | None:
+    """Bytes free to this user on the filesystem that holds `path` (or its nearest existing folder)."""
+    path = Path(path).absolute()
+    for folder in (path, *path.parents):
+        if folder.exists():
+            try:
+                return shutil.disk_usage(folder).free
+            except OSError:
+                return None
+    return None
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    raise AssertionError("unreachable")
+
+
+class NoSpaceError(MorphcptError):
+    """The disk filled up while `path` was written; the writer's temporary files are gone."""
+
+    def __init__(self, path: str | Path, needed_bytes: float | None = None, cleaned: bool = True):
+        self.path, self.needed_bytes, self.free = Path(path), needed_bytes, free_bytes(path)
+        need = f"it needs about {human_bytes(needed_bytes)}, " if needed_bytes else ""
+        free = f"{human_bytes(self.free)} free there" if self.free is not None else "free space unknown"
+        left = ("no partial or temporary file was left" if cleaned else
+                "Snakemake deletes the outputs of the failed job")
+        super().__init__(f"{self.path}: out of disk space ({need}{free}); {left}. Free space on that "
+                         "filesystem or set results_dir to a larger disk, then rerun")
+
+
+@contextlib.contextmanager
+def removed_on_failure(tmp_paths: Iterable[str | Path], target: str | Path,
+                       needed_bytes: int | Callable[[], int | None] | None = None) -> Iterator[None]:
+    """Run a block that writes `tmp_paths` (renamed to their final names at its end). On any error
+    the temporary files are removed; a full disk becomes NoSpaceError(target, needed_bytes), where
+    `needed_bytes` may be a callable evaluated only then (e.g. extrapolated from the work done)."""
+    tmp_paths = [Path(p) for p in tmp_paths]
+    try:
+        yield
+    except BaseException as exc:
+        for tmp in tmp_paths:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+        if is_no_space(exc):
+            needed = needed_bytes() if callable(needed_bytes) else needed_bytes
+            raise NoSpaceError(target, needed) from None
+        raise
+
+
 def write_json_atomic(path: str | Path, data: Any, sort_keys: bool = False) -> None:
-    """Write JSON to a temporary name and rename it, so readers never see a half-written file."""
+    """Write JSON to a temporary name and rename it, so readers never see a half-written file
+    (and a full disk leaves no temporary file: NoSpaceError)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False, sort_keys=sort_keys) + "\n")
-    tmp.replace(path)
+    data = (json.dumps(data, indent=1, ensure_ascii=False, sort_keys=sort_keys) + "\n").encode("utf-8")
+    with removed_on_failure([tmp], path, len(data)):
+        tmp.write_bytes(data)
+        tmp.replace(path)
 
 
 def current_umask() -> int:

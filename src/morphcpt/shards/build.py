@@ -13,6 +13,7 @@ Provenance lives here too: SOURCE_MODES says which source files decide which mod
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -25,6 +26,7 @@ import numpy as np
 
 from morphcpt.corpus import bad_line_message, check_on_bad_line, count_lines, iter_chunk_documents
 from morphcpt.errors import MorphcptError
+from morphcpt.fileio import removed_on_failure
 
 SIDECAR_VERSION = 1
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # src/morphcpt
@@ -247,68 +249,79 @@ def build_shard(chunk_path: str | Path, out_prefix: str | Path, adapter: Any, pr
 
     _WORKER.clear()
     _WORKER.update(adapter=adapter, processor=processor, rng_for=rng_for, spec=spec)
-    builder = None
-    try:
-        builder = IndexedDatasetBuilder(str(tmp_files[0]), dtype=dtype)
-        for batch in _ordered_results(_batches(documents()), threads):
-            for doc_index, ids, n_in, counters in batch:
-                if ids.size and (ids.min() < 0 or ids.max() >= vocab_size):
-                    bad = int(ids.max() if ids.max() >= vocab_size else ids.min())
-                    raise MorphcptError(f"{chunk_path}:{doc_index + 1}: mode {spec.mode} produced id {bad} outside the "
-                                        f"vocabulary (size {vocab_size}); this is a bug in the {spec.mode} processor")
-                if ids.size == 0:
-                    raise MorphcptError(f"{chunk_path}:{doc_index + 1}: mode {spec.mode} produced no ids for a "
-                                        "non-empty document; this is a bug in the processor")
-                if (ids == bos_id).any() or (ids == eos_id).any():  # would split the document for Megatron
-                    raise MorphcptError(f"{chunk_path}:{doc_index + 1}: bos/eos id inside a document after "
-                                        f"{spec.mode}; text is encoded without special tokens, so this is a bug")
-                document = np.concatenate(([bos_id], ids, [eos_id])).astype(dtype)
-                builder.add_document(document, [len(document)])
-                totals.documents += 1
-                totals.tokens_in += n_in
-                totals.tokens_out += int(ids.size)
-                totals.add_counters(counters)
-            bar.update(len(batch))
-        bar.close()
-        if totals.documents == 0:
-            raise MorphcptError(f"{chunk_path}: no valid documents in this chunk; a shard needs at least one")
-        builder.finalize(str(tmp_files[1]))
-        sidecar = {
-            "version": SIDECAR_VERSION,
-            "tokenizer_fingerprint": adapter.fingerprint,
-            "vocab_size": vocab_size,
-            "bos_id": int(bos_id),
-            "eos_id": int(eos_id),
-            "dtype": np.dtype(dtype).name,
-            "mode": spec.mode,
-            "params": dict(spec.params),
-            "seed": spec.seed,
-            "chunk": spec.chunk,
-            "documents": totals.documents,
-            "tokens_in": totals.tokens_in,
-            "tokens_out": totals.tokens_out,
-            "tokens_written": totals.tokens_out + 2 * totals.documents,  # with bos/eos: what the .bin holds
-            "ratio": totals.tokens_out / totals.tokens_in if totals.tokens_in else 1.0,
-            "counters": dict(sorted(totals.counters.items())),
-            "code_version": code_version(mode=spec.mode),
-            "bad_lines": dict(sorted(totals.bad_lines.items())),
-            "on_bad_line": on_bad_line,
-            "source_chunk": str(chunk_path),
-            "workdir": os.getcwd(),  # relative paths above are relative to it (verify-shards runs anywhere)
-            "chunk_sha256": chunk_hash.hexdigest(),
-            **(extra or {}),
-        }
-        tmp_files[2].write_text(json.dumps(sidecar, indent=1) + "\n")
-        for tmp, final in zip(tmp_files, final_files):  # sidecar last: its presence means complete
-            tmp.replace(final)
-        return sidecar
-    finally:
-        bar.close()
-        _WORKER.clear()
-        if builder is not None and not builder.data_file.closed:  # finalize closes it on success
-            builder.data_file.close()
-        for tmp in tmp_files:
-            tmp.unlink(missing_ok=True)
+
+    def needed_bytes() -> int:
+        """The shard's size extrapolated from the documents written when the disk filled up."""
+        done = max(totals.documents + sum(totals.bad_lines.values()), 1)
+        total = max(bar.total or done, done)
+        written = (totals.tokens_out + 2 * totals.documents) * np.dtype(dtype).itemsize
+        return int(written * total / done) + 16 * total + 4096  # .bin, .idx (12-16 bytes per document), sidecar
+
+    # Out of disk space: every temporary (and renamed) file goes, and one line names the shard.
+    with removed_on_failure([*tmp_files, *final_files], final_files[0], needed_bytes):
+        builder = None
+        try:
+            builder = IndexedDatasetBuilder(str(tmp_files[0]), dtype=dtype)
+            for batch in _ordered_results(_batches(documents()), threads):
+                for doc_index, ids, n_in, counters in batch:
+                    if ids.size and (ids.min() < 0 or ids.max() >= vocab_size):
+                        bad = int(ids.max() if ids.max() >= vocab_size else ids.min())
+                        raise MorphcptError(f"{chunk_path}:{doc_index + 1}: mode {spec.mode} produced id {bad} outside the "
+                                            f"vocabulary (size {vocab_size}); this is a bug in the {spec.mode} processor")
+                    if ids.size == 0:
+                        raise MorphcptError(f"{chunk_path}:{doc_index + 1}: mode {spec.mode} produced no ids for a "
+                                            "non-empty document; this is a bug in the processor")
+                    if (ids == bos_id).any() or (ids == eos_id).any():  # would split the document for Megatron
+                        raise MorphcptError(f"{chunk_path}:{doc_index + 1}: bos/eos id inside a document after "
+                                            f"{spec.mode}; text is encoded without special tokens, so this is a bug")
+                    document = np.concatenate(([bos_id], ids, [eos_id])).astype(dtype)
+                    builder.add_document(document, [len(document)])
+                    totals.documents += 1
+                    totals.tokens_in += n_in
+                    totals.tokens_out += int(ids.size)
+                    totals.add_counters(counters)
+                bar.update(len(batch))
+            bar.close()
+            if totals.documents == 0:
+                raise MorphcptError(f"{chunk_path}: no valid documents in this chunk; a shard needs at least one")
+            builder.finalize(str(tmp_files[1]))
+            sidecar = {
+                "version": SIDECAR_VERSION,
+                "tokenizer_fingerprint": adapter.fingerprint,
+                "vocab_size": vocab_size,
+                "bos_id": int(bos_id),
+                "eos_id": int(eos_id),
+                "dtype": np.dtype(dtype).name,
+                "mode": spec.mode,
+                "params": dict(spec.params),
+                "seed": spec.seed,
+                "chunk": spec.chunk,
+                "documents": totals.documents,
+                "tokens_in": totals.tokens_in,
+                "tokens_out": totals.tokens_out,
+                "tokens_written": totals.tokens_out + 2 * totals.documents,  # with bos/eos: what the .bin holds
+                "ratio": totals.tokens_out / totals.tokens_in if totals.tokens_in else 1.0,
+                "counters": dict(sorted(totals.counters.items())),
+                "code_version": code_version(mode=spec.mode),
+                "bad_lines": dict(sorted(totals.bad_lines.items())),
+                "on_bad_line": on_bad_line,
+                "source_chunk": str(chunk_path),
+                "workdir": os.getcwd(),  # relative paths above are relative to it (verify-shards runs anywhere)
+                "chunk_sha256": chunk_hash.hexdigest(),
+                **(extra or {}),
+            }
+            tmp_files[2].write_text(json.dumps(sidecar, indent=1) + "\n")
+            for tmp, final in zip(tmp_files, final_files):  # sidecar last: its presence means complete
+                tmp.replace(final)
+            return sidecar
+        finally:
+            bar.close()
+            _WORKER.clear()
+            if builder is not None and not builder.data_file.closed:  # finalize closes it on success
+                with contextlib.suppress(OSError):  # a full disk fails the flush again; clean up anyway
+                    builder.data_file.close()
+            for tmp in tmp_files:
+                tmp.unlink(missing_ok=True)
 
 
 def tokenize_chunk(chunk_path: str | Path, tokenizer_dir: str | Path, out_prefix: str | Path, mode: str,
