@@ -1,26 +1,29 @@
 """The sbatch command of every job of the real config, built by the Slurm executor plugin's own
-code (tests/slurm/sbatch_lines.py) from the workflow's DAG: each job asks for exactly one node
-(issue 19.1), GPU jobs for their GPUs with no per-GPU tasks. No cluster needed."""
+`get_submit_command` from the jobs of the workflow's DAG (`morphcpt.plan.dry_run_jobs`): each job
+asks for exactly one node (issue 19.1), GPU jobs for one task, not one per GPU. No cluster needed."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-HERE = Path(__file__).resolve().parent
+from morphcpt.plan import dry_run_jobs
+
+# What the plugin's submit() passes in; placeholders, as account/partition are site choices.
+PARAMS = dict(run_uuid="UUID", slurm_logfile="LOG", comment_str="COMMENT", account="-A ACCOUNT",
+              partition="-p PARTITION", workdir="WORKDIR")
 
 
 @pytest.fixture(scope="module")
-def sbatch_lines(repo_root) -> dict[str, str]:
-    proc = subprocess.run([sys.executable, str(HERE / "sbatch_lines.py"), "config/config.yaml", "all"],
-                          cwd=repo_root, capture_output=True, text=True, timeout=300)
-    line = next((l for l in proc.stdout.splitlines() if l.startswith("SBATCH-LINES ")), None)
-    assert proc.returncode == 0 and line, proc.stdout[-3000:] + proc.stderr[-5000:]
-    return json.loads(line.split(" ", 1)[1])
+def sbatch_lines(repo_root, tmp_path_factory) -> dict[str, str]:
+    """rule -> the sbatch line of its first job (target rules, never submitted, left out)."""
+    from snakemake_executor_plugin_slurm.submit_string import get_submit_command
+
+    jobs = dry_run_jobs("all", repo_root / "config" / "config.yaml", full=True, workdir=tmp_path_factory.mktemp("w"))
+    lines: dict[str, str] = {}
+    for job in jobs:
+        if not job.rule.norun:
+            lines.setdefault(job.rule.name, get_submit_command(job, PARAMS))
+    return lines
 
 
 def test_every_job_asks_for_exactly_one_node(sbatch_lines):
