@@ -57,9 +57,24 @@ def checkpoint_at_step(checkpoint_dir: Path, step: int, global_batch_size: int) 
     """The complete checkpoint saved after `step` optimizer steps."""
     found = list_checkpoints(checkpoint_dir, global_batch_size)
     if step not in found:
-        raise MorphcptError(f"{checkpoint_dir}: no checkpoint after step {step} (have {sorted(found)}); export.steps "
-                            "must be multiples of training.checkpoint_every or training.max_steps")
+        raise MorphcptError(missing_checkpoint_message(Path(checkpoint_dir), step, found))
     return found[step]
+
+
+def missing_checkpoint_message(checkpoint_dir: Path, step: int, found: dict[int, Path]) -> str:
+    """Why the checkpoint after `step` is not there, and how to recreate it. The config allows only
+    steps a training run keeps, so after a finished run it was deleted: the train job's sentinel
+    still says done, and only a retraining from the checkpoint before it writes it again."""
+    train_dir = checkpoint_dir.parent
+    before = [s for s in found if s < step]
+    later = [found[s].name for s in found if s > step]
+    if before:
+        how = (f"delete {', '.join(later) + ' and ' if later else ''}{train_dir / 'train.done'}, then rerun: "
+               f"training resumes from the checkpoint after step {before[-1]} and writes step {step} again")
+    else:
+        how = f"delete {train_dir} and rerun: training starts again from the imported weights"
+    return (f"{checkpoint_dir}: no checkpoint after step {step} (present: steps {sorted(found) or 'none'}); it was "
+            f"deleted or never written. To recreate it, {how} (this run's later exports and evaluations rerun too)")
 
 
 def kept_steps(max_steps: int, checkpoint_every: int) -> list[int]:
