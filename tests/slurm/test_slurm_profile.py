@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from morphcpt.cuda_devices import FAKE_GPUS_ENV
 from morphcpt.layout import Layout
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -79,7 +80,8 @@ def write_test_config(tmp_path: Path) -> dict:
 
 
 def run_snakemake(cluster, workdir: Path, site_profile: Path, configfile: Path) -> subprocess.CompletedProcess:
-    env = {**cluster.env, "PATH": f"{Path(sys.executable).parent}:{cluster.env['PATH']}"}
+    # The cluster's GPUs are GRES entries only: the jobs' CUDA check (morphcpt.cuda_devices) logs, not stops.
+    env = {**cluster.env, "PATH": f"{Path(sys.executable).parent}:{cluster.env['PATH']}", FAKE_GPUS_ENV: "1"}
     # SIGINT, not SIGTERM: on INT Snakemake cancels its Slurm jobs and exits.
     command = ["timeout", "-s", "INT", "-k", "30", str(SNAKEMAKE_TIMEOUT_S),
                sys.executable, "-m", "snakemake", "--profile", "profiles/slurm", "--profile", str(site_profile),
