@@ -5,7 +5,10 @@ save that takes `save_seconds[rank]` so the test can time the grace it is actual
 
 Files in the train folder: pids.jsonl (rank, pid, session of every rank), progress-<rank> (last
 step). The checkpoint: checkpoint_dir/step=<k>-unfinished/rank<r>.pt, renamed to step=<k> by
-the last rank once every rank's file is there."""
+the last rank once every rank's file is there.
+
+`python sigterm_worker.py --driver SPEC RESULT` is the driver instead: `launch_worker` with this
+module as the worker, its outcome (exit code or error, end time) written to RESULT as JSON."""
 
 import json
 import os
@@ -14,7 +17,23 @@ import sys
 import time
 from pathlib import Path
 
-if __name__ == "__main__":
+
+def drive(spec_path: str, result_path: str) -> None:
+    from morphcpt.errors import MorphcptError
+    from morphcpt.models import launch
+
+    launch.WORKER_MODULE = "sigterm_worker"
+    try:
+        out = {"rc": launch.launch_worker(json.loads(Path(spec_path).read_text())), "error": None}
+    except MorphcptError as exc:
+        out = {"rc": None, "error": str(exc)}
+    out["ended"] = time.time()
+    Path(result_path).write_text(json.dumps(out))
+
+
+if __name__ == "__main__" and sys.argv[1] == "--driver":
+    drive(sys.argv[2], sys.argv[3])
+elif __name__ == "__main__":
     import torch
     import torch.distributed as dist
 

@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -47,31 +46,22 @@ def test_descendants_finds_grandchildren_in_other_sessions():
         proc.wait()
 
 
+def driver_spec(train_dir: Path, grace: float, save_seconds: list[float]) -> dict:
+    """A spec for launch_worker with tests/models/sigterm_worker.py ranks (one per save time)."""
+    return {"train_dir": str(train_dir), "checkpoint_dir": str(train_dir / "checkpoints"), "gpus": 0,
+            "cpu_ranks": len(save_seconds), "threads": 2, "save_seconds": save_seconds,
+            "training": {"max_steps": 100_000, "preemption_grace_s": grace}}
+
+
 def _start_driver(tmp_path: Path, grace: float, save_seconds: list[float]) -> tuple[subprocess.Popen, dict]:
     train_dir = tmp_path / "train"
     train_dir.mkdir()
-    spec = {"train_dir": str(train_dir), "checkpoint_dir": str(train_dir / "checkpoints"), "gpus": 0,
-            "cpu_ranks": len(save_seconds), "threads": 2, "save_seconds": save_seconds,
-            "training": {"max_steps": 100_000, "preemption_grace_s": grace}}
-    result = tmp_path / "result.json"
-    code = f"""
-        import json, time
-        from pathlib import Path
-        from morphcpt.errors import MorphcptError
-        from morphcpt.models import launch
-        launch.WORKER_MODULE = "sigterm_worker"
-        spec = {spec!r}
-        try:
-            out = {{"rc": launch.launch_worker(spec), "error": None}}
-        except MorphcptError as exc:
-            out = {{"rc": None, "error": str(exc)}}
-        out["ended"] = time.time()
-        Path({str(result)!r}).write_text(json.dumps(out))
-    """
+    spec_path, result = tmp_path / "spec.json", tmp_path / "result.json"
+    spec_path.write_text(json.dumps(driver_spec(train_dir, grace, save_seconds)))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), str(TESTS), os.environ.get("PYTHONPATH", "")])}
-    script = "if __name__ == '__main__':\n" + textwrap.indent(textwrap.dedent(code), "    ")
     log = open(tmp_path / "driver.log", "w")
-    proc = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([sys.executable, str(TESTS / "sigterm_worker.py"), "--driver", str(spec_path), str(result)],
+                            env=env, stdout=log, stderr=subprocess.STDOUT)
     return proc, {"train_dir": train_dir, "result": result, "log": tmp_path / "driver.log"}
 
 
