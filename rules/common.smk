@@ -24,3 +24,15 @@ def gpu_resources(rule):
 def out_mb(rule):
     """The rule's expected output size in MB as a resource callable (see morphcpt.estimates)."""
     return lambda wildcards: _out_mb(config, rule, wildcards)
+
+
+def reporting_sources(*modules):
+    """The morphcpt.reporting modules that make a report output (inputs, so an edit rebuilds it)."""
+    return [str(Path(workflow.basedir) / "src" / "morphcpt" / "reporting" / f"{m}.py") for m in modules]
+
+
+def in_report(path, caption, category, content, family="{family}"):
+    """An output shown in Snakemake's report: caption workflow/report/<caption>.rst, its stage's
+    category, the family as subcategory, and labels for the report's table of results."""
+    return report(path, caption=f"../workflow/report/{caption}.rst", category=category, subcategory=family,
+                  labels={"family": family, "content": content})

@@ -9,6 +9,7 @@ rule all:
     input:
         layout.family_outputs(layout.families),
         layout.comparison(),
+        layout.comparison_page(),
 
 
 rule demo:

@@ -115,3 +115,34 @@ def apply_umask(path: str | Path) -> None:
             continue
         base = 0o777 if p.is_dir() or p.stat().st_mode & 0o111 else 0o666
         os.chmod(p, base & ~mask)
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write UTF-8 text to a temporary name and rename it (no half-written tables or pages)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def write_csv_atomic(path: str | Path, fields: list[str] | tuple[str, ...], rows: list[dict[str, Any]]) -> None:
+    """A CSV of `rows` (missing or None cells empty, extra keys an error) written atomically."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(fields), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({k: "" if r.get(k) is None else r[k] for k in fields} | {k: r[k] for k in r if k not in fields}
+                     for r in rows)
+    write_text_atomic(path, buf.getvalue())
+
+
+def save_figure_atomic(fig: Any, path: str | Path, dpi: int = 110) -> None:
+    """Save a matplotlib figure under a temporary name (same suffix, so the format is kept) and rename it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+    fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
+    tmp.replace(path)

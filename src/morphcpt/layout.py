@@ -109,6 +109,20 @@ class Layout:
         return [self.p(family, "report", "scores.csv"), self.p(family, "report", "scores.md"),
                 self.p(family, "report", "scores_vs_step.png")]
 
+    def training_curves(self, family="{family}") -> list[str]:
+        return [self.p(family, "report", "training_curves.png"), self.p(family, "report", "training_curves.csv")]
+
+    def run_summary(self, family="{family}") -> list[str]:
+        return [self.p(family, "report", "run_summary.md"), self.p(family, "report", "run_summary.csv"),
+                self.p(family, "report", "run_summary.html")]
+
+    def scores_page(self, family="{family}") -> str:
+        """The family's scores table as HTML, for Snakemake's report."""
+        return self.p(family, "report", "scores.html")
+
+    def comparison_page(self) -> str:
+        return self.p("report", "comparison.html")
+
     def comparison(self) -> list[str]:
         return [self.p("report", "comparison.csv"), self.p("report", "comparison.md"),
                 self.p("report", "comparison.png")]
@@ -153,8 +167,11 @@ class Layout:
         return list(dict.fromkeys(out))
 
     def family_outputs(self, families: list[str]) -> list[str]:
-        """Everything a family's arm produces, ending in its aggregated report."""
-        return self.stage_outputs("evals", families) + [f for fam in families for f in self.family_report(fam)]
+        """Everything a family's arm produces, ending in its aggregated report, training curves and
+        run summary (and the HTML pages of its tables for Snakemake's report)."""
+        return self.stage_outputs("evals", families) + [
+            f for fam in families for f in [*self.family_report(fam), *self.training_curves(fam),
+                                             *self.run_summary(fam), self.scores_page(fam)]]
 
     def wildcard_constraints(self) -> dict[str, str]:
         def alt(names):

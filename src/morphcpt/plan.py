@@ -24,7 +24,8 @@ from morphcpt.memory_estimate import family_gpu_memory, over_memory_warning
 TARGET_RULES = {"all", "demo"}
 # Rules in the order data flows through them (docs/design.md §2), for a readable table.
 RULE_ORDER = ("download_model", "import_nemo", "import_parity", "download_corpus", "split_chunks", "tokenize",
-              "train", "export", "fetch_benchmark", "evaluate", "aggregate", "compare")
+              "train", "export", "fetch_benchmark", "evaluate", "aggregate", "training_curves", "run_summary",
+              "scores_page", "compare", "comparison_page")
 
 
 def dry_run_jobs(target: str, configfile: str | Path, full: bool = False, workdir: str | Path | None = None) -> list[Any]:

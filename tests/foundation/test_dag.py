@@ -48,7 +48,7 @@ def expected_jobs(n_families: int, stage: str) -> Counter:
     if stage in ("evals", "all"):
         jobs.update(fetch_benchmark=BENCHMARKS, evaluate=n_families * (MODES * STEPS + 1))  # one job per model, all benchmarks
     if stage == "all":
-        jobs.update(aggregate=n_families)
+        jobs.update(aggregate=n_families, training_curves=n_families, run_summary=n_families, scores_page=n_families)
     return +jobs
 
 
@@ -72,7 +72,7 @@ def test_dry_run_job_counts(small_config, tmp_path, target, n_families, stage):
     plan = make_plan(target, small_config, full=True, workdir=tmp_path)
     want = expected_jobs(n_families, stage.replace("+compare", ""))
     if stage.endswith("+compare"):
-        want["compare"] = 1
+        want.update(compare=1, comparison_page=1)
     assert plan["jobs"] == dict(want)
 
 
@@ -81,6 +81,7 @@ def test_plan_of_the_real_experiment_matches_hand_computed_values(repo_root, tmp
     assert plan["jobs"] == {
         "download_model": 1, "import_nemo": 1, "import_parity": 1, "download_corpus": 1, "split_chunks": 1,
         "tokenize": 60, "train": 3, "export": 15, "fetch_benchmark": 5, "evaluate": 16, "aggregate": 1,
+        "training_curves": 1, "run_summary": 1, "scores_page": 1,
     }
     params = 8.03e9
     per_checkpoint = params * 14 + 1.7e7  # bf16 weights + fp32 main params and Adam moments, + context/

@@ -142,4 +142,5 @@ def test_an_edit_reruns_only_the_modes_that_use_the_file(finished_workflow, rel,
     assert rerun["train"] == n_modes and rerun["export"] == n_modes * n_steps
     # evaluations of the rerun modes' exports rerun; the base model's evaluation (step 0) does not
     assert rerun["evaluate"] == n_modes * n_steps * len(config["evaluation"]["benchmarks"])
-    assert set(rerun) <= {"tokenize", "train", "export", "evaluate", "aggregate", "compare", "all"}
+    assert set(rerun) <= {"tokenize", "train", "export", "evaluate", "aggregate", "compare", "all",
+                          "training_curves", "run_summary", "scores_page", "comparison_page"}
