@@ -1,4 +1,5 @@
 """Snakemake adapter for the export rule (thin: the logic lives in the morphcpt package)."""
+import os
 import sys
 from pathlib import Path
 
@@ -15,6 +16,7 @@ def main(smk):
 
 # Everything under the guard: checkpoint loaders/writers may spawn processes that re-import this file.
 if __name__ == "__main__":
+    os.environ["NVIDIA_TF32_OVERRIDE"] = "0"  # before anything starts CUDA: fp32 parity (hf_reference.strict_fp32)
     sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))  # noqa: F821
     from morphcpt.stage_io import run_stage
 

@@ -1,4 +1,5 @@
 """Snakemake adapter for the import_parity rule (thin: the logic lives in the morphcpt package)."""
+import os
 import sys
 from pathlib import Path
 
@@ -14,6 +15,7 @@ def main(smk):
 # Everything under the guard: Megatron's checkpoint writer starts a spawned multiprocessing
 # Manager that re-imports this file as __mp_main__, where `snakemake` does not exist.
 if __name__ == "__main__":
+    os.environ["NVIDIA_TF32_OVERRIDE"] = "0"  # before anything starts CUDA: fp32 parity (hf_reference.strict_fp32)
     sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))  # noqa: F821
     from morphcpt.stage_io import run_stage
 

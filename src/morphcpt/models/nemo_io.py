@@ -209,6 +209,8 @@ def compare_logits(reference, candidate, thresholds: dict[str, float], what: str
     columns beyond the reference's). Passes only if every threshold of `parity.*` holds."""
     import torch
 
+    from morphcpt.models.hf_reference import math_mode
+
     missing = sorted(set(PARITY_THRESHOLDS) - set(thresholds))
     if missing:
         raise MorphcptError(f"{what}: parity thresholds {missing} missing (config parity:)")
@@ -230,7 +232,7 @@ def compare_logits(reference, candidate, thresholds: dict[str, float], what: str
         "top1_agreement": float((ref.argmax(-1) == cand.argmax(-1)).double().mean()),
         "kl": float(kl.mean()),
         "thresholds": {k: float(thresholds[k]) for k in PARITY_THRESHOLDS},
-        "compared_in": "float32",
+        **math_mode(),  # compared_in: "float32" only when no TF32 path was open
         "shape": list(reference.shape),
         "padded_vocab": int(candidate.shape[-1]),
     }
