@@ -18,19 +18,16 @@ REFERENCE_ATTENTION = "eager"
 # cuBLAS and cuDNN read this when they start; TransformerEngine's fp32 GEMMs go through cuBLAS
 # and ignore torch's switches, so without it TE 2.12 computes "fp32" GEMMs in TF32.
 TF32_ENV = "NVIDIA_TF32_OVERRIDE"
-_OVERRIDE_BEFORE_CUDA: list[bool] = []  # whether TF32_ENV=0 was in place before CUDA started
 
 
 def strict_fp32() -> None:
     """fp32 matmuls in full fp32 (TF32 would round inputs to 10 mantissa bits on Ampere+ GPUs):
-    NVIDIA_TF32_OVERRIDE=0 for cuBLAS/cuDNN (and so TE), and torch's own switches. The parity
-    adapters (workflow/scripts/import_parity.py, export.py) set the variable before anything
-    starts CUDA; `math_mode` records whether it was in place in time."""
+    torch's own switches here; NVIDIA_TF32_OVERRIDE=0 for cuBLAS/cuDNN (and so TE) must be in the
+    environment before CUDA starts, so the parity adapters (workflow/scripts/import_parity.py,
+    export.py) set it first thing. Not set here: the train driver also loads the reference, and
+    its workers, which inherit its environment, may train with TF32."""
     import torch
 
-    if not _OVERRIDE_BEFORE_CUDA:
-        _OVERRIDE_BEFORE_CUDA.append(os.environ.get(TF32_ENV) == "0" or not torch.cuda.is_initialized())
-    os.environ[TF32_ENV] = "0"
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     torch.set_float32_matmul_precision("highest")
@@ -48,8 +45,8 @@ def math_mode() -> dict:
             "device": "cuda" if torch.cuda.is_available() else "cpu"}
     open_paths = []
     if mode["device"] == "cuda":
-        if mode["nvidia_tf32_override"] != "0" or not all(_OVERRIDE_BEFORE_CUDA or [False]):
-            open_paths.append(f"{TF32_ENV}=0 not set before CUDA started (cuBLAS/TransformerEngine GEMMs)")
+        if mode["nvidia_tf32_override"] != "0":
+            open_paths.append(f"{TF32_ENV}=0 not set (cuBLAS/TransformerEngine GEMMs)")
         if mode["torch_matmul_allow_tf32"] or mode["float32_matmul_precision"] != "highest":
             open_paths.append("torch matmul TF32 allowed")
         if mode["cudnn_allow_tf32"]:
