@@ -27,6 +27,7 @@ import numpy as np
 from morphcpt.corpus import bad_line_message, check_on_bad_line, count_lines, iter_chunk_documents
 from morphcpt.errors import MorphcptError
 from morphcpt.fileio import removed_on_failure
+from morphcpt.shards.memory import check_tokenize_memory
 
 SIDECAR_VERSION = 1
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # src/morphcpt
@@ -42,6 +43,7 @@ ALL_MODES = ("vanilla", "stochastok", "patok")
 SOURCE_MODES: dict[str, tuple[str, ...]] = {
     "shards/__init__.py": ALL_MODES,
     "shards/build.py": ALL_MODES,
+    "shards/memory.py": (),  # checks the job's memory before a shard is written; decides no byte of it
     "shards/verify.py": (),
     "shards/cli.py": (),
     "corpus.py": ALL_MODES,
@@ -326,11 +328,16 @@ def build_shard(chunk_path: str | Path, out_prefix: str | Path, adapter: Any, pr
 
 def tokenize_chunk(chunk_path: str | Path, tokenizer_dir: str | Path, out_prefix: str | Path, mode: str,
                    modes: dict[str, Any], seed: int, chunk: str, on_bad_line: str = "error", threads: int = 1,
-                   cache_dir: str | Path | None = None, progress: bool = True) -> dict[str, Any]:
-    """The tokenize stage: load the tokenizer and the mode's processor, then `build_shard`."""
+                   cache_dir: str | Path | None = None, progress: bool = True,
+                   mem_mb: float | None = None) -> dict[str, Any]:
+    """The tokenize stage: check the chunk fits the job's `mem_mb` (shards.memory), load the
+    tokenizer and the mode's processor, then `build_shard`."""
     if mode not in modes:
         raise MorphcptError(f"mode {mode!r} is not in the config's modes ({', '.join(modes) or 'none'}); "
                             "add it under modes: or drop it from the target")
+    if Path(chunk_path).is_file():
+        need = check_tokenize_memory(chunk_path, mem_mb, max(1, threads), _BATCH)
+        print(f"memory: tokenizing {chunk_path} needs about {need} MB (declared mem_mb: {mem_mb or 'none'})")
     tokenizer_dir = Path(tokenizer_dir)
     if not tokenizer_dir.is_dir():
         raise MorphcptError(f"{tokenizer_dir}: tokenizer folder not found; run download_model for its family")
@@ -353,6 +360,7 @@ def run_tokenize_stage(snakemake: Any) -> None:
     sidecar = tokenize_chunk(
         snakemake.input.chunk, Path(snakemake.input.tokenizer).parent, out_prefix, wc.mode,
         modes, snakemake.params.seed, wc.chunk, on_bad_line=snakemake.params.on_bad_line,
-        threads=int(snakemake.threads), cache_dir=snakemake.params.get("cache_dir"))
+        threads=int(snakemake.threads), cache_dir=snakemake.params.get("cache_dir"),
+        mem_mb=getattr(snakemake.resources, "mem_mb", None))
     print(f"wrote {out_prefix}.bin/.idx: {sidecar['documents']} documents, {sidecar['tokens_in']} canonical tokens "
           f"-> {sidecar['tokens_out']} ({sidecar['ratio']:.4f}), bad lines {sidecar['bad_lines'] or 'none'}")
