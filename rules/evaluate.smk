@@ -3,6 +3,7 @@
 # for the base model (mode "base", step 0) and every export, all benchmarks in one job per model. The normalizer, generator and
 # scoring code are inputs: editing them re-creates the items / re-scores what used them.
 from morphcpt.evaluation.sources import sources_manifest_path
+from morphcpt.evaluation.task_folder import task_folder_of
 
 BENCHMARK_SOURCES = [
     str(Path(workflow.basedir) / "src" / "morphcpt" / "evaluation" / f)
@@ -10,7 +11,7 @@ BENCHMARK_SOURCES = [
 ]
 SCORING_SOURCES = [
     str(Path(workflow.basedir) / "src" / "morphcpt" / "evaluation" / f)
-    for f in ("run.py", "scoring.py")
+    for f in ("run.py", "scoring.py", "fewshot.py", "task_folder.py", "summary.py")
 ]
 
 
@@ -53,6 +54,11 @@ rule evaluate:
         code=SCORING_SOURCES,
     output:
         results=[layout.evaluation(mode="{eval_mode}", benchmark=b) for b in layout.benchmarks],
+        # the lm-eval task folders scored (YAML, data, utils.py): `lm_eval --include_path` reruns them
+        tasks=[
+            directory(str(task_folder_of(layout.evaluation(mode="{eval_mode}", benchmark=b))))
+            for b in layout.benchmarks
+        ],
     params:
         benchmarks=layout.benchmarks,
         # only what changes scores

@@ -67,6 +67,70 @@ def pacute_rows(n_per_kind: int = 8, seed: int = 3) -> list[dict]:
                                   "mcq_options": {"correct": gold, "incorrect1": wrong[0], "incorrect2": wrong[1]},
                                   "choice1": wrong[0], "choice2": gold, "choice3": wrong[1]}],
                      "label": "B", "id": f"manipulation_mcq_{i:05d}"})
+    rows += counting_rows() + affix_rows()
+    return rows
+
+
+def counting_rows(n: int = 6) -> list[dict]:
+    """Composition counting items whose prompts carry backslash-escaped quotes, as 700 prompts of
+    the public composition/morphological_extraction files do (`\\"dyip\\"` in the JSON text)."""
+    rows = []
+    for i in range(n):
+        w = WORDS[i]
+        count = w.count("a")
+        text_en = f'How many "a" are in the word \\"{w}\\"?'
+        text_tl = f'Ilang "a" ang nasa salitang \\"{w}\\"?'
+        wrong = [str(count + 1), str(count + 2), str(count + 3)]
+        rows.append({"category": "composition", "subcategory": "character_counting",
+                     "prompts": [{"text_en": text_en, "text_tl": text_tl,
+                                  "mcq_options": {"correct": str(count), **{f"incorrect{k + 1}": x for k, x in enumerate(wrong)}},
+                                  "choice1": str(count), "choice2": wrong[0], "choice3": wrong[1], "choice4": wrong[2]}],
+                     "label": "A", "id": f"composition_mcq_{100 + i:05d}"})
+        rows.append({"category": "composition", "subcategory": "character_counting",
+                     "prompts": [{"text_en": text_en, "text_tl": text_tl}], "label": str(count),
+                     "id": f"composition_gen_{100 + i:05d}"})
+    return rows
+
+
+# (root, affix as written in the sources, inflected word) per affix type
+AFFIXES = {"prefix": [("inom", "um-", "uminom"), ("aral", "mag-", "mag-aral"), ("laro", "mag-", "maglaro")],
+           "infix": [("kain", "-in-", "kinain"), ("takbo", "-um-", "tumakbo"), ("bili", "-in-", "binili")],
+           "suffix": [("bukas", "-an", "buksan"), ("ganda", "-han", "gandahan"), ("inom", "-in", "inumin")]}
+
+
+# inflected-affix extraction golds: the hyphens give the affix type
+EXTRACTION = [("mapanlamang", "mapang-"), ("nakaupo", "naka-"), ("kinuha", "-in-"), ("sinulat", "-in-"),
+              ("tawagan", "-an"), ("sabihin", "-in")]
+
+
+def affix_rows() -> list[dict]:
+    """affixation_{mcq,gen} rows (inflection MCQ/GEN, identification GEN with a bare gold) and
+    morphological_extraction inflected-affix GEN rows whose gold marks the affix type with hyphens."""
+    rows = []
+    for kind, entries in AFFIXES.items():
+        for j, (root, affix, word) in enumerate(entries):
+            k = len(rows)
+            wrong = [root, word + "an", "ka" + root]
+            rows.append({"category": "affix_inflection", "subcategory": kind,
+                         "prompts": [{"text_en": f'Which option has the {kind} "{affix}"?',
+                                      "text_tl": f'Alin sa mga sumusunod ang may laping "{affix}"?',
+                                      "mcq_options": {"correct": word, "incorrect1": wrong[0], "incorrect2": wrong[1],
+                                                      "incorrect3": wrong[2]},
+                                      "choice1": wrong[0], "choice2": word, "choice3": wrong[1], "choice4": wrong[2]}],
+                         "label": "B", "id": f"affixation_mcq_{k:05d}"})
+            rows.append({"category": "affix_inflection", "subcategory": kind,
+                         "prompts": [{"text_en": f'Inflect the word "{root}" to use the {kind} "{affix}".',
+                                      "text_tl": f'Lapian ng "{affix}" ang salitang "{root}".'}],
+                         "label": word, "id": f"affixation_gen_{k:05d}"})
+            rows.append({"category": "affix_identification", "subcategory": kind,
+                         "prompts": [{"text_en": f'What is the affix used to inflect the word "{word}"?',
+                                      "text_tl": f'Anong panlapi ang ginamit sa salitang "{word}"?'}],
+                         "label": affix.strip("-"), "id": f"affixation_gen_{100 + k:05d}"})
+    for k, (word, affix) in enumerate(EXTRACTION):
+        rows.append({"category": "morphological_extraction", "subcategory": "inflected_affix_extraction",
+                     "prompts": [{"text_en": f'What is the affix used to inflect the word \\"{word}\\"?',
+                                  "text_tl": f'Anong panlapi ang ginamit sa salitang \\"{word}\\"?'}],
+                     "label": affix, "id": f"morphological_extraction_gen_{k:05d}"})
     return rows
 
 
@@ -85,7 +149,10 @@ def hierarchical_rows(n: int = 24, seed: int = 4) -> list[dict]:
         options = distractors[:]
         options.insert(rng.randrange(4), answer)
         common = {"level": i % 6, "category": "recognition", "subcategory": "character_identification",
-                  "prompt_en": f"What is letter {k + 1} of '{w}' ({i})?", "prompt_tl": f"Ano ang ika-{k + 1} titik ng '{w}' ({i})?"}
+                  # the public file glues the quoted word to `word` in 75 prompts per format
+                  "prompt_en": (f"What is letter {k + 1} of the word'{w}' ({i})?" if i % 4 == 0
+                                else f"What is letter {k + 1} of '{w}' ({i})?"),
+                  "prompt_tl": f"Ano ang ika-{k + 1} titik ng '{w}' ({i})?"}
         rows.append({**common, "options": options, "answer": answer, "word": w, "metadata": {"position": k + 1},
                      "id": f"hierarchical_mcq_{i:05d}"})
         rows.append({**common, "answer": answer, "word": w, "metadata": {"position": k + 1}, "id": f"hierarchical_gen_{i:05d}"})

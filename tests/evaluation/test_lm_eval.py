@@ -13,6 +13,7 @@ from morphcpt.evaluation.run import (RESULT_SCHEMA_KEYS, evaluate_checkpoint, ev
                                      score_items, write_result)
 from morphcpt.evaluation.scoring import format_context
 from morphcpt.evaluation.sources import fetch_benchmark, sha256_file
+from morphcpt.evaluation.task_folder import task_folder_of
 
 BENCHMARKS = ("pacute", "hierarchical", "cute", "langgame", "multi_digit_addition")
 
@@ -99,10 +100,12 @@ def tiny_results(tmp_path_factory, tiny_model_dir, benchmark_items):
     results = {}
     scored = evaluate_checkpoint(tiny_model_dir, benchmark_items, seed=7, batch_size=4, max_gen_tokens=4,
                                  num_fewshot={"mcq": 1, "gen": 1}, limit=4, device="cpu",
+                                 task_dirs={b: task_folder_of(root / f"{b}.json") for b in benchmark_items},
                                  extra_provenance={"family": "tiny", "mode": "base", "step": 0})
     for b, res in scored.items():
         write_result(res, root / f"{b}.json")
-        results[b] = json.loads((root / f"{b}.json").read_text())
+        text = (root / f"{b}.json").read_text()
+        results[b] = json.loads(text, parse_constant=lambda c: pytest.fail(f"{b}: {c} in the result JSON"))
     return results
 
 
@@ -133,9 +136,17 @@ def test_tiny_model_produces_results_for_all_benchmarks(tiny_results, tiny_model
         assert prov["seeds"]["torch"] == 7 and prov["batch_size"] == 4
         assert prov["dtype"] == "float32" and prov["device"] == "cpu"
         assert prov["packages"]["lm_eval"] == "0.4.13"
-        assert all(c["process_results"].startswith("morphcpt.evaluation") for c in res["configs"].values())
+        # the true config: the YAML's functions as source, the model as lm_eval's CLI would load it
+        assert all(c["process_results"].startswith("def process_results") for c in res["configs"].values())
+        assert all(c["num_fewshot"] == 0 and c["metadata"]["shots_in_prompt"] == res["n-shot"][t]
+                   for t, c in res["configs"].items())
+        config = res["config"]
+        assert config["limit"] == 4 and config["batch_size"] == 4 and config["device"] == "cpu"
+        assert config["model"] == "hf" and config["model_args"].startswith(f"pretrained={tiny_model_dir},dtype=float32")
+        assert res["reproduce"].startswith("lm_eval --model hf") and "--include_path" in res["reproduce"]
         for rec in res["item_scores"]:
-            if rec["task"].endswith("_mcq"):
+            assert rec["question_type"] and isinstance(rec["shot_ids"], list)
+            if rec["format"] == "mcq":
                 assert len(rec["prediction"]) >= 2  # one log-likelihood per choice
 
 
@@ -187,38 +198,10 @@ def test_gemma2_is_scored_with_eager_attention(tmp_path, llama3_tokenizer_dir, b
 
     monkeypatch.setattr(hf_module, "HFLM", RecordingHFLM)
     result = evaluate_model(model_dir, benchmark_items["cute"], "cute", seed=1, batch_size=2, max_gen_tokens=2,
-                            limit=2, device="cpu")
+                            limit=2, device="cpu", task_dir=tmp_path / "cute.lm_eval_tasks")
     assert seen["attn"] == "eager"
     assert seen["first_id"] == 128000  # contexts start with BOS
     assert result["provenance"]["model_kwargs"] == {"add_bos_token": True, "attn_implementation": "eager"}
-
-
-def test_fewshot_examples_come_from_the_same_subtask_and_are_never_scored(normalized):
-    from morphcpt.evaluation.run import plan_tasks, subtask_of
-
-    items = normalized["hierarchical"]
-    plan = plan_tasks(items, "hierarchical", seed=3, num_fewshot={"mcq": 2, "gen": 1}, limit=None)
-    again = plan_tasks(items, "hierarchical", seed=3, num_fewshot={"mcq": 2, "gen": 1}, limit=None)
-    other = plan_tasks(items, "hierarchical", seed=4, num_fewshot={"mcq": 2, "gen": 1}, limit=None)
-    assert set(plan["mcq"]) == {f"level{lv}" for lv in range(6)}
-    for fmt, n in (("mcq", 2), ("gen", 1)):
-        for subtask, part in plan[fmt].items():
-            assert len(part["pool"]) == n
-            assert {subtask_of(it) for it in part["pool"] + part["docs"]} == {subtask}
-            assert not {it["id"] for it in part["pool"]} & {it["id"] for it in part["docs"]}
-            assert [it["id"] for it in part["pool"]] == [it["id"] for it in again[fmt][subtask]["pool"]]
-    assert any([it["id"] for it in plan["mcq"][s]["pool"]] != [it["id"] for it in other["mcq"][s]["pool"]]
-               for s in plan["mcq"])
-    scored = sum(len(p["docs"]) for f in plan for p in plan[f].values())
-    assert scored == len(items) - sum(len(p["pool"]) for f in plan for p in plan[f].values())
-
-
-def test_too_few_items_for_the_shots_is_an_error(normalized):
-    from morphcpt.errors import MorphcptError
-    from morphcpt.evaluation.run import plan_tasks
-
-    with pytest.raises(MorphcptError, match="too few for 500-shot"):
-        plan_tasks(normalized["hierarchical"], "hierarchical", seed=3, num_fewshot={"mcq": 500, "gen": 0}, limit=None)
 
 
 def test_a_gpu_job_without_cuda_fails_clearly(monkeypatch):
@@ -246,3 +229,40 @@ def test_prefix_pair_tokens_are_the_tokens_hflm_scores(tiny_model_dir):
                             ("Spell it. Answer: ", "b a h a y"), ("Which?\nAnswer:", "is Ben scared.")]:
         continuation = " " + mcq_continuation(option)
         assert continuation_tokens(encode, context, continuation) == lm._encode_pair(context, continuation)[1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("benchmark", ["hierarchical", "pacute"])
+def test_lm_eval_cli_reproduces_the_pipeline_scores(tmp_path, tiny_results, benchmark):
+    """The task folder the pipeline wrote, run by the real `lm_eval` CLI (`--model hf`) with the
+    command in the result JSON: the same scores per group and per item, the same n-shot."""
+    import glob
+    import shlex
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    res = tiny_results[benchmark]
+    argv = shlex.split(res["reproduce"])
+    assert argv[0] == "lm_eval"
+    argv[0] = str(Path(sys.executable).with_name("lm_eval"))
+    proc = subprocess.run(argv + ["--output_path", str(tmp_path), "--log_samples"], capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (out,) = glob.glob(str(tmp_path / "**" / "results_*.json"), recursive=True)
+    cli = json.loads(Path(out).read_text())
+    for fmt, s in res["summary"].items():
+        group = f"morphcpt_{benchmark}_{fmt}"
+        for metric, cell in s["micro"].items():
+            assert cli["results"][group][f"{metric},none"] == pytest.approx(cell["value"], abs=1e-9), (group, metric)
+        for task in cli["group_subtasks"][group]:
+            assert cli["configs"][task]["metadata"]["shots_in_prompt"] == s["n_shot"]["total"] == res["n-shot"][task]
+            assert cli["n-samples"][task] == res["n-samples"][task]
+    primary = {"mcq": "acc", "gen": "normalized_match"}
+    ours = {r["id"]: r[primary[r["format"]]] for r in res["item_scores"]}
+    theirs = {}
+    for path in glob.glob(str(tmp_path / "**" / "samples_*.jsonl"), recursive=True):
+        for line in Path(path).read_text().splitlines():
+            sample = json.loads(line)
+            theirs[sample["doc"]["id"]] = sample[primary[sample["doc"]["format"]]]
+    assert theirs == ours

@@ -14,8 +14,8 @@ import math
 import pytest
 
 from morphcpt.evaluation.run import score_items
-from morphcpt.evaluation.scoring import (TARGET_DELIMITER, continuation_tokens, count_prefix_pairs,
-                                         format_context, mcq_continuation)
+from morphcpt.evaluation.scoring import (ANSWER_TERMINATOR, TARGET_DELIMITER, continuation_tokens,
+                                         count_prefix_pairs, format_context, mcq_continuation)
 
 ON_PATH, OFF_PATH = math.log(0.9), math.log(0.001)
 
@@ -123,3 +123,27 @@ def test_without_the_terminator_a_longer_gold_loses_to_its_prefix(tokenizer, req
         return sum(ON_PATH if tokens[: t + 1] == target[: t + 1] else OFF_PATH for t in range(len(tokens)))
 
     assert bare_ll("103") > bare_ll("1035")
+
+
+@pytest.mark.parametrize("tokenizer", ["llama3_encode", "digit_sp_encode"])
+@pytest.mark.parametrize("benchmark", ["pacute", "hierarchical", "multi_digit_addition"])
+def test_scored_option_has_the_tokens_of_the_same_answer_in_an_example(source_files, benchmark, tokenizer, request):
+    """For every tokenizer of the project: the separator after an example's answer and the end of a
+    scored option tokenize the same (Llama-3 fuses `\\n\\n`, and `-\\n\\n` after an affix)."""
+    from morphcpt.evaluation.fewshot import build_context
+    from morphcpt.evaluation.items import normalize_file
+    from morphcpt.evaluation.scoring import SHOT_SEPARATOR
+
+    enc = request.getfixturevalue(tokenizer)
+    items = {benchmark: normalize_file(source_files[benchmark], benchmark, seed=5)}
+    mcq = [it for it in items[benchmark] if it["format"] == "mcq"]
+    gen = [it for it in items[benchmark] if it["format"] == "gen"]
+    for it in mcq + gen:
+        shot, target = it, (it["choices"][it["gold"]] if it["format"] == "mcq" else it["answer"])
+        other = next(x for x in mcq + gen if x["id"] != it["id"])
+        context = build_context(other, [shot])
+        scored = continuation_tokens(enc, build_context(shot, []), TARGET_DELIMITER + target + ANSWER_TERMINATOR)
+        as_example = enc(context)
+        prefix = enc(build_context(shot, []))
+        assert as_example[len(prefix): len(prefix) + len(scored)] == scored, (it["id"], target)
+    assert SHOT_SEPARATOR == ANSWER_TERMINATOR

@@ -70,13 +70,25 @@ def _gen(benchmark, answer, category="c", subcategory=None):
 
 # Real answers of the public benchmarks (pacute-bench@dcab16b) and what a model plausibly writes.
 @pytest.mark.parametrize("item, generation, normalized, strict", [
-    # PACUTE affix extraction: 100 golds end in a hyphen
-    (_gen("pacute", "mapang-", "morphological_extraction", "inflected_affix_extraction"), " mapang", 1, 0),
+    # PACUTE affix extraction: the hyphens of the 100 golds give the affix type; another type is wrong
     (_gen("pacute", "naka-", "morphological_extraction", "inflected_affix_extraction"), " naka-", 1, 1),
+    (_gen("pacute", "naka-", "morphological_extraction", "inflected_affix_extraction"), " naka-.", 1, 0),
+    (_gen("pacute", "mapang-", "morphological_extraction", "inflected_affix_extraction"), " mapang", 0, 0),
     (_gen("pacute", "naka-", "morphological_extraction", "inflected_affix_extraction"), " nag-", 0, 0),
+    (_gen("pacute", "-in-", "morphological_extraction", "inflected_affix_extraction"), " -in-", 1, 1),
+    (_gen("pacute", "-in-", "morphological_extraction", "inflected_affix_extraction"), " -in", 0, 0),  # suffix
+    (_gen("pacute", "-in-", "morphological_extraction", "inflected_affix_extraction"), " in-", 0, 0),  # prefix
+    (_gen("pacute", "-an", "morphological_extraction", "inflected_affix_extraction"), " an-", 0, 0),
+    (_gen("pacute", "-an", "morphological_extraction", "inflected_affix_extraction"), " -an", 1, 1),
+    # affixation identification: the gold is the bare affix
+    (_gen("pacute", "um", "affix_identification", "infix"), " um", 1, 1),
+    (_gen("pacute", "um", "affix_identification", "infix"), " -um-", 0, 0),
     (_gen("hierarchical", "in -an", "decomposition", "affix_identification_suffix"), " in-an", 0, 0),  # inner hyphen kept
-    # numbers: trailing punctuation
+    # a trailing period: the same for numbers and words
     (_gen("multi_digit_addition", "887", "multi_digit_addition"), " 887.", 1, 0),
+    (_gen("pacute", "kain", "morphological_extraction", "inflected_root_extraction"), " kain.", 1, 0),
+    (_gen("pacute", "kain", "morphological_extraction", "inflected_root_extraction"), " kain,", 0, 0),
+    (_gen("multi_digit_addition", "887", "multi_digit_addition"), " +887", 1, 0),
     (_gen("multi_digit_addition", "887", "multi_digit_addition"), " 878", 0, 0),
     (_gen("pacute", "10", "composition", "length_counting"), " 10", 1, 1),
     # CUTE yes/no: case-insensitive
@@ -102,15 +114,15 @@ def test_normalisers_on_real_answers(item, generation, normalized, strict):
 
 
 def test_normaliser_choice():
-    assert answer_normalisers(_gen("multi_digit_addition", "1511")) == ("whitespace", "integer")
-    assert answer_normalisers(_gen("cute", "No", "contains_char")) == ("whitespace", "yes_no")
-    assert answer_normalisers(_gen("pacute", "mapang-", "x", "inflected_affix_extraction")) == ("whitespace", "affix_hyphens")
-    assert answer_normalisers(_gen("cute", "is Ben scared.", "swap_word")) == ("whitespace", "sentence")
-    assert answer_normalisers(_gen("pacute", "GOYABIN", "manipulation", "uppercasing")) == ("whitespace",)
-    assert answer_normalisers(_gen("langgame", " no", "langgame")) == ("whitespace",)  # a word, not a verdict
-    assert answer_normalisers(_gen("hierarchical", "-aarag", "decomposition", "root_extraction")) == (
-        "whitespace", "affix_hyphens")
+    base = ("whitespace", "final_period")
+    assert answer_normalisers(_gen("multi_digit_addition", "1511")) == (*base, "integer")
+    assert answer_normalisers(_gen("cute", "No", "contains_char")) == (*base, "yes_no")
+    assert answer_normalisers(_gen("pacute", "mapang-", "x", "inflected_affix_extraction")) == base
+    assert answer_normalisers(_gen("cute", "is Ben scared.", "swap_word")) == (*base, "sentence")
+    assert answer_normalisers(_gen("pacute", "GOYABIN", "manipulation", "uppercasing")) == base
+    assert answer_normalisers(_gen("langgame", " no", "langgame")) == base  # a word, not a verdict
+    assert answer_normalisers(_gen("hierarchical", "-aarag", "decomposition", "root_extraction")) == base
 
 
 def test_mcq_continuation_ends_with_the_terminator():
-    assert mcq_continuation("103") == "103\n"
+    assert mcq_continuation("103") == "103\n\n"

@@ -98,4 +98,6 @@ def test_every_pacute_bench_file_is_pinned():
     for benchmark, names in sources.PACUTE_BENCH_FILES.items():
         for name in names:
             assert len(sources.PINNED_SHA256[name]) == 64
-    assert len(sources.PACUTE_BENCH_FILES["pacute"]) == 10  # 5 categories x (MCQ, GEN)
+    assert len(sources.PACUTE_BENCH_FILES["pacute"]) == 12  # 6 subsets (incl. affixation) x (MCQ, GEN)
+    assert {"affixation_mcq.jsonl", "affixation_gen.jsonl"} <= set(sources.PACUTE_BENCH_FILES["pacute"])
+    assert sources.EXPECTED_ITEMS["pacute"] == 4880  # 4,600 + 280 affixation rows

@@ -36,6 +36,7 @@ import argparse
 import codecs
 import json
 import random
+import re
 import sys
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -49,7 +50,9 @@ BENCHMARK_SCHEMAS = {
     "langgame": "options_first",
     "multi_digit_addition": "options_first",
 }
-LANGUAGES = ("en", "tl")
+# Only English: the scaffold (`Options:`, `Answer:`) and CUTE, LangGame and addition are English, so
+# the Filipino texts of PACUTE and hierarchical would make mixed-language prompts (one language per run).
+LANGUAGES = ("en",)
 MCQ_KEYS = ("id", "benchmark", "format", "category", "subcategory", "level", "prompt", "choices", "gold")
 GEN_KEYS = ("id", "benchmark", "format", "category", "subcategory", "level", "prompt", "answer")
 LETTERS = "ABCDEFGH"
@@ -105,6 +108,17 @@ def decode_line(raw: bytes, where: str) -> str:
     except UnicodeDecodeError as exc:
         raise MorphcptError(f"{where}: not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); "
                             "re-save the file as UTF-8") from None
+
+
+ESCAPED_QUOTE = re.compile(r"\\([\"'])")
+# `the word'sagip'` (75 hierarchical prompts per format): a quote glued to the preceding word
+GLUED_QUOTE = re.compile(r"(?<=[A-Za-z])'(?=[^'\s]+')")
+
+
+def clean_prompt(text: str) -> str:
+    """The prompt as a reviewer would print it: backslash-escaped quotes (`\\"dyip\\"`, 1,500 PACUTE
+    prompts) become quotes, a quoted word glued to the word before gets its space."""
+    return GLUED_QUOTE.sub(" '", ESCAPED_QUOTE.sub(r"\1", text))
 
 
 def _check_prompt(row: _Row, prompt: Any) -> None:
@@ -167,7 +181,7 @@ def _pacute(row: _Row, benchmark: str, seed: int, language: str) -> dict[str, An
     p = _Row(prompts[0], row.where + " prompts[0]")
     common = dict(benchmark=benchmark, item_id=row.get("id"), category=row.get("category"),
                   subcategory=row.get("subcategory", required=False), level=None,
-                  prompt=p.get(f"text_{language}"))
+                  prompt=clean_prompt(p.get(f"text_{language}")))
     if "mcq_options" not in p.data:
         return make_gen(row, answer=row.get("label"), **common)
     options = p.get("mcq_options", dict)
@@ -196,7 +210,7 @@ def _hierarchical(row: _Row, benchmark: str, seed: int, language: str) -> dict[s
     level = row.get("level", int)
     common = dict(benchmark=benchmark, item_id=row.get("id"), category=row.get("category"),
                   subcategory=row.get("subcategory", required=False), level=level,
-                  prompt=row.get(f"prompt_{language}"))
+                  prompt=clean_prompt(row.get(f"prompt_{language}")))
     answer = row.get("answer")
     if "options" not in row.data:
         return make_gen(row, answer=answer, **common)

@@ -1,11 +1,13 @@
 """Per-item metrics, prompt formatting and answer normalisers, shared by the lm-eval tasks and tests.
 
 Prompt format: the item's prompt, then `Answer:` (unless the prompt already ends in an answer slot,
-LangGame's `Answer:` or addition's `=`), then ` ` and the answer, ended by a newline
-(`ANSWER_TERMINATOR`). Generation stops at that newline; few-shot examples are written the same way.
+LangGame's `Answer:` or addition's `=`), then ` ` and the answer, ended by a blank line
+(`ANSWER_TERMINATOR`, `\n\n`). Few-shot examples are written the same way, one after the other, so
+the scored option ends with the very tokens every example's answer ends with. Generation stops at
+the first newline.
 
 MCQ (log-likelihood of each option as a continuation of the context):
-- every continuation is ` <option>\\n`: the terminator is scored as part of the option. Without it,
+- every continuation is ` <option>\\n\\n`: the terminator is scored as part of the option. Without it,
   an option whose tokens are a prefix of another's (`12` vs `123`; with one token per digit, very
   common) always beats the longer one: the longer one's log-likelihood is the shorter's plus
   that of its extra tokens, which is negative. So such a gold always wins, or never. With the
@@ -33,8 +35,12 @@ import re
 import unicodedata
 from typing import Any, Callable, Sequence
 
-ANSWER_TERMINATOR = "\n"
-STOP_SEQUENCES = [ANSWER_TERMINATOR]
+# Every answer, in a few-shot example and as a scored MCQ option, ends with the same separator: a
+# blank line. Tokenizers fuse `\n\n` into one token (Llama-3 `ĊĊ`, and `-\n\n` after a hyphen),
+# so the option is scored with exactly the tokens the same answer has inside an example.
+ANSWER_TERMINATOR = "\n\n"
+SHOT_SEPARATOR = ANSWER_TERMINATOR
+STOP_SEQUENCES = ["\n"]   # generation stops at the first newline (the start of the separator)
 TARGET_DELIMITER = " "
 TIE_ATOL = 1e-6  # log-likelihoods closer than this count as tied (batching noise on identical scores)
 MCQ_METRICS = ("acc", "acc_norm", "acc_chance_corrected", "chance")
@@ -43,28 +49,21 @@ PRIMARY_METRIC = {"mcq": "acc", "gen": "normalized_match"}
 QUOTE_PAIRS = {'"': '"', "'": "'", "\u201c": "\u201d", "\u2018": "\u2019", "`": "`"}
 CURLY_QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"', "\u2018": "'", "\u2019": "'"})
 INTEGER = re.compile(r"[+-]?\d+")
-TRAILING_PUNCT = ".,;:!?"
 YES_NO = ("yes", "no")
-# Subtasks whose gold is an affix written with hyphens (`mapang-`, `-an`, `in -an`): whether the
-# model writes the hyphen is convention, not knowledge of the affix.
-AFFIX_SUBCATEGORIES = ("inflected_affix_extraction", "affix_identification_prefix",
-                       "affix_identification_suffix", "affix_identification_infix")
 # CUTE's word-level tasks: the answer is a sentence; its golds lower-case the word after a deleted
 # sentence-initial word ("And they ..." -> "they ..."), so case is not what these tasks test.
 CUTE_WORD_TASKS = ("ins_word", "del_word", "sub_word", "swap_word")
 
-# name -> (what it does, function applied to both the answer and the gold)
+# name -> (what it does, function applied to both the answer and the gold). Hyphens are never
+# removed: their position is the affix type (`-in-` infix, `-in` suffix, `in-` prefix).
 NORMALISERS: dict[str, tuple[str, Callable[[str], str]]] = {
     "whitespace": ("runs of whitespace become one space (always applied)",
                    lambda s: " ".join(s.split())),
-    "integer": ("gold is an integer: trailing punctuation (`887.`) and a leading `+` are ignored",
-                lambda s: s.rstrip(TRAILING_PUNCT).strip().lstrip("+")),
-    "yes_no": ("CUTE's Yes/No golds: case-insensitive, trailing punctuation ignored",
-               lambda s: s.rstrip(TRAILING_PUNCT).strip().casefold()),
-    "affix_hyphens": ("affix answers, and golds that start or end with a hyphen (hierarchical `-aarag` from "
-                      "`mag-aarag`): hyphens (and spaces next to them) at either end are ignored, so "
-                      "`mapang` = `mapang-`; hyphens inside are kept",
-                      lambda s: s.strip().strip("-").strip()),
+    "final_period": ("one sentence-final period is ignored, for words and numbers alike (`887.` = `887`, "
+                     "`kain.` = `kain`; always applied)",
+                     lambda s: s[:-1].rstrip() if s.endswith(".") and not s.endswith("..") else s),
+    "integer": ("gold is an integer: a leading `+` is ignored", lambda s: s.lstrip("+")),
+    "yes_no": ("CUTE's Yes/No golds: case-insensitive", lambda s: s.casefold()),
     "sentence": ("CUTE word tasks: case-insensitive, curly quotes as straight ones, surrounding quotes "
                  "removed",
                  lambda s: s.translate(CURLY_QUOTES).strip().strip("\"'").strip().casefold()),
@@ -119,17 +118,15 @@ def extract_answer(generation: str) -> str:
 
 
 def answer_normalisers(item: dict[str, Any]) -> tuple[str, ...]:
-    """The normalisers of a GEN item, from its benchmark, subtask and gold. Case and diacritics are
-    kept everywhere else: PACUTE's uppercasing/lowercasing/diacritic tasks, stress marks, CUTE's
-    character tasks and spelling are about exactly those."""
+    """The normalisers of a GEN item, from its benchmark, subtask and gold. Case, diacritics and
+    hyphens are kept everywhere else: PACUTE's uppercasing/lowercasing/diacritic tasks, stress marks,
+    CUTE's character tasks, spelling and affix types are about exactly those."""
     gold = unicodedata.normalize("NFC", item["answer"].strip())
-    names = ["whitespace"]
+    names = ["whitespace", "final_period"]
     if INTEGER.fullmatch(gold):
         names.append("integer")
     elif item["benchmark"] == "cute" and gold.casefold() in YES_NO:  # LangGame's `no` is a word option
         names.append("yes_no")
-    elif item.get("subcategory") in AFFIX_SUBCATEGORIES or gold.startswith("-") or gold.endswith("-"):
-        names.append("affix_hyphens")
     elif item["benchmark"] == "cute" and item.get("category") in CUTE_WORD_TASKS:
         names.append("sentence")
     return tuple(names)
@@ -186,7 +183,7 @@ def count_prefix_pairs(items: Sequence[dict[str, Any]], encode: Callable[[str], 
     for it in items:
         if it["format"] != "mcq":
             continue
-        context = format_context(it["prompt"])
+        context = it["context"] if "context" in it else format_context(it["prompt"])  # with its examples
         if has_prefix_pair([continuation_tokens(encode, context, TARGET_DELIMITER + c) for c in it["choices"]]):
             bare.append(it["id"])
         if has_prefix_pair([continuation_tokens(encode, context, TARGET_DELIMITER + mcq_continuation(c))

@@ -45,6 +45,8 @@ PINNED_SHA256 = {
     "morphological_extraction_gen.jsonl": "58693471cbac8aa57a0dd45f301decae0a095fc3043b4abbcb26988dbc2e04ac",
     "morphological_production_mcq.jsonl": "0a9de3edb4cb1f181932aa9aad9571c06ab545b4c968ca0c887cff89214d6ad9",
     "morphological_production_gen.jsonl": "ccc6d48c6d7933263c128479d9954552ade1cb0b97a7c50d286c8b8483984bf5",
+    "affixation_mcq.jsonl": "9418b2182d4061b29e2765bf978758f9403ae8bf56794afa7e0597b72e8e641f",
+    "affixation_gen.jsonl": "49544e92b08a0157fcb12519c081ea5c2d5c469eb3ab7fb64f4690d98b246a36",
     "hierarchical_mcq.jsonl": "7756d4fae4949cd0cde8fec35f9395f6fa56f3ec33bc57b6e5dd3ebac5a3763d",
     "hierarchical_gen.jsonl": "212e0661a280e20bc4965e2c5d6a8a2d7d03801da01700d3c9e1a9a58f12f3f5",
     "cute_gen.jsonl": "0c6136ef5e4fab70267dff3bedf8d37044eee639e981d42f698c927e317c94ea",
@@ -53,8 +55,10 @@ PINNED_SHA256 = {
     "multi_digit_addition_mcq.jsonl": "8b415a8f9c790b70b39662f0b5e811a004802f74afec670bb5275dbb28a230be",
     "multi_digit_addition_gen.jsonl": "fb261a37be3652c6fd6b9e76c5d2aa24bacc0c9a277c5ea5018df203deb5874c",
 }
+# affixation: prefix/infix/suffix/circumfix inflection and identification (280 items), the subset
+# closest to what morphology-aware tokenization should change
 PACUTE_SUBSETS = ("composition", "manipulation", "syllabification", "morphological_extraction",
-                  "morphological_production")
+                  "morphological_production", "affixation")
 PACUTE_BENCH_FILES = {
     "pacute": [f"{s}_{f}.jsonl" for s in PACUTE_SUBSETS for f in ("mcq", "gen")],
     "hierarchical": ["hierarchical_mcq.jsonl", "hierarchical_gen.jsonl"],
@@ -63,7 +67,7 @@ PACUTE_BENCH_FILES = {
     "multi_digit_addition": ["multi_digit_addition_mcq.jsonl", "multi_digit_addition_gen.jsonl"],
 }
 # Expected row counts of the pinned files (a second check that the whole file arrived).
-EXPECTED_ITEMS = {"pacute": 4600, "hierarchical": 1200, "cute": 1400, "langgame": 2000,
+EXPECTED_ITEMS = {"pacute": 4880, "hierarchical": 1200, "cute": 1400, "langgame": 2000,
                   "multi_digit_addition": 2000}
 SOURCES_OF = {
     "pacute": ("pacute-bench", "local"),
