@@ -10,7 +10,9 @@ import pytest
 from morphcpt.cli import main
 from morphcpt.errors import MorphcptError
 from morphcpt.tokenization import TokenizerAdapter
-from morphcpt.tokenization.tokstats import check_targets, read_gold, read_gold_records, report, tokstats
+from morphcpt.tokenization.tokstats import (
+    benchmark_words, check_targets, read_gold, read_gold_records, report, split_by_benchmark, tokstats,
+)
 
 # BPE merges, in rank order, chosen so that (worked by hand):
 #   " nagluto" -> ▁nag | luto      " kumain" -> ▁ku | ma | in      " maganda" -> ▁mag | anda
@@ -93,14 +95,40 @@ def test_gold_reader_takes_a_bom_and_blank_lines_and_names_bad_utf8_by_line(tmp_
         read_gold(gold)
 
 def test_patok_meets_the_issue_targets_on_llama3(llama3_adapter, split_cache):
-    """The experiment's premise on the real Llama-3 tokenizer and the hand-reviewed dev gold set:
-    Patok puts token boundaries on morpheme boundaries (issue 12's targets), vanilla does not."""
+    """The experiment's premise on the real Llama-3 tokenizer and the benchmark-free dev gold set:
+    Patok puts token boundaries on morpheme boundaries (the targets of issues 12 and 21), vanilla does not."""
     records = read_gold_records(Path(__file__).with_name("data") / "dev_gold.jsonl")
     modes = {"vanilla": ("vanilla", {}), "patok": ("patok", {}), "patok every word": ("patok", {"cut_prop": 1.0})}
     result = report(llama3_adapter, records, modes, [0, 1, 2, 3, 4], cache_dir=split_cache)
     checks = {label: ok for label, _, _, _, ok in check_targets(result)}
-    assert len(checks) == 4 and all(checks.values()), check_targets(result)
+    assert len(checks) == 5 and all(checks.values()), check_targets(result)
     assert result["modes"]["vanilla"]["boundary_f1"] < 0.35
     assert result["modes"]["patok"]["affix_preservation"] > 2 * result["modes"]["vanilla"]["affix_preservation"]
     ceiling = result["ceiling"]["boundary_f1"]
     assert result["modes"]["patok every word"]["boundary_f1"] <= ceiling + 0.01
+
+
+def test_benchmark_split_reads_quoted_words_labels_and_fields(tmp_path, toy_dir):
+    """Benchmark target words: quoted in a prompt (escaped or not), a one-word label, word/root fields;
+    the cutter is scored separately on gold words that are targets and on the others."""
+    bench = tmp_path / "bench.jsonl"
+    bench.write_text(
+        json.dumps({"prompts": [{"text_en": 'What is the affix of the word \\"nagluto\\"?'}], "label": "nag-"}) + "\n"
+        + json.dumps({"prompts": [{"text_en": 'Inflect "kain" with "-um-".'}], "label": "kumain"}) + "\n"
+        + json.dumps({"text_en": "x", "word": "Maganda", "root": "ganda", "label": "A"}) + "\n")
+    words = benchmark_words([bench])
+    assert words == {"nagluto", "kain", "um", "kumain", "maganda", "ganda", "a"}
+    records = [{**g, "kind": "", "frequency": 1, "root": ""} for g in GOLD] + [
+        {"word": "lutuin", "boundaries": [4], "kind": "", "frequency": 1, "root": "luto"}]
+    split = split_by_benchmark(records, words)
+    assert split["on benchmark target words"]["words"] == 3 and split["on other words"]["words"] == 1
+    assert split["on other words"]["cut_f1"] == pytest.approx(1.0)  # lutu|in
+    gold_file = tmp_path / "gold.jsonl"
+    gold_file.write_text("".join(json.dumps(r) + "\n" for r in records))
+    out = tmp_path / "stats.json"
+    assert main(["tokstats", "--tokenizer", str(toy_dir), "--mode", "vanilla", "--gold", str(gold_file), "--benchmark",
+                 str(bench), "--output", str(out), "--cache-dir", str(tmp_path / "cache")]) == 0
+    assert json.loads(out.read_text())["cutter_by_benchmark"]["on benchmark target words"]["words"] == 3
+    bench.write_text('{"label": "x"}\nnot json\n')
+    with pytest.raises(MorphcptError, match=r"bench.jsonl:2: not a JSON line"):
+        benchmark_words([bench])

@@ -61,6 +61,8 @@ SOURCE_MODES: dict[str, tuple[str, ...]] = {
     "tokenization/closed_class_words.txt": ("patok",),
     "tokenization/cli.py": (),
     "tokenization/tokstats.py": (),
+    "tokenization/lexicon_sources.py": (),  # builds root_lexicon.txt offline (scripts/build_patok_data.py)
+    "tokenization/dev_gold.py": (),
 }
 # Sidecar keys other stages read (train checks the fingerprint); keep the names.
 SIDECAR_KEYS = ("tokenizer_fingerprint", "vocab_size", "bos_id", "eos_id", "dtype", "mode", "params", "seed",

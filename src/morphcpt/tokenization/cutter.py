@@ -4,33 +4,43 @@ A word (letters, with hyphens between parts) is cut at its hyphens; each part is
 For a part, every analysis the rules allow is generated (`analyses`), each with the root forms it
 implies once the spelling changes of affixation are undone; an analysis is accepted only if one of
 its roots is attested in the root lexicon, and the best-attested accepted analysis wins. The rules:
-- prefixes from the inventory (compound prefixes such as `nakipag`, `magpa` are one piece); a prefix
-  ending in a consonant needs a consonant after it (Tagalog writes `mag-aral`: within one part,
-  `maganda` is ma + ganda);
+- prefixes from the inventory (compound prefixes such as `nakipag`, `magpa`, `pina`, `ikina` are one
+  piece); a prefix ending in a consonant needs a consonant after it (Tagalog writes `mag-aral`:
+  within one part, `maganda` is ma + ganda); a second prefix outside the inventory may follow some
+  (STACKED_PREFIXES: pinaka|ma|taas, na|i|bigay); a hyphenated word's part that is a prefix of the
+  inventory is not cut further (makapag|-|aral);
 - nasal substitution: after a vowel-final prefix, a root-initial m/n/ng may stand for p/b, t/s/d,
   k or nothing (ma|nahi <- tahi, pa|nguha <- kuha, na|mayat <- payat); `r` may stand for `d`
   (ma|rapat <- dapat);
-- the infixes `um`/`in` after the first consonant (k|um|ain), after a consonant-final prefix
-  (mag|s|um|ikap), or as a prefix before a vowel (um|inom, in|ayos); `ni` before l/y/r/w is the
-  metathesised -in- (ni|lipad, ni|yakap);
+- the infixes `um`/`in` after the first consonant (k|um|ain), after a consonant-final prefix or i-
+  (mag|s|um|ikap, i|t|in|aas), or as a prefix before a vowel (um|inom, in|ayos); `ni` before l/y/r
+  is the metathesised -in- (ni|lipad, ni|yakap, i|ni|labas);
 - reduplication: CV (ma|bu|buti, pu|punta), CCV (te|trese), a doubled vowel (a|alis, ka|a|alis),
   the vowel after an infix (k|in|u|kuha, t|um|a|taob) and the last syllable of a prefix (magka|ka|iba);
+  nasal substitution also after a CV reduplicant (na|ni|nira|han <- tira);
 - one suffix `-an/-in/-han/-hin/-nan/-nin`; the stem before it may be syncopated (takp|an <- takip,
   tingn|an <- tingin), end in u/i for o/e (pusu|an <- puso) or r for d (tawar|an <- tawad), or have
-  lost a final vowel (bil|hin <- bili).
+  lost a final vowel before -han/-hin/-nan/-nin (bil|hin <- bili; not lab|an <- laba).
 Root candidates must look like Tagalog roots (>= 3 letters, two vowels if 3, a valid onset: not
 nta, ngkat; >= 4 letters after i- and after a CV reduplicant) and not be affixes themselves.
-The lexicon (root_lexicon.txt, built by `build_lexicon` from pacute-bench's word frequencies) gives
-each candidate root the number of word forms of the frequency list that the same rules derive from
-it and their total count (`mass`), and each word its own count. A root is attested for a word when
+The lexicon (root_lexicon.txt, built by `build_lexicon` in scripts/build_patok_data.py from
+FrequencyWords' Tagalog subtitle counts and UniMorph's Tagalog verb paradigms: lexicon_sources.py;
+no evaluation benchmark) gives each candidate root the number of word forms of the word list that
+the same rules derive from it and their total count (`mass`), and each word its own count. A root is attested for a word when
 at least two forms carry it, more forms than carry the word itself as a root (tingin is a root, not
 ting + in), and the forms other than the word occur at least count(word) / RATIO_LIMIT times (a very
 frequent word whose "root" is rare, isang -> i + sang, is a word of its own). Its score is its own
-count plus its forms (times a weight that demotes -nan/-nin and pina-/kina- readings); among the
-analyses scoring at least DEEPER_FRACTION of the best, the one with the most cuts wins.
+count plus its forms (times a weight that demotes -nan/-nin readings, and ANALYSABLE_ROOT_WEIGHT
+when the root is one the cutter cuts itself: pinaka|ma|ganda, not pinaka|maganda; kina|usap, not
+k|in|ausap); among the analyses scoring at least DEEPER_FRACTION of the best, the one with the most
+cuts wins. Weak analyses, a lone suffix (lab|an) or a lone prefix of <= 2 letters ending in a vowel
+(ka|wani), count only if a root occurs as a word of its own. When no analysis has an attested root
+(an unknown root), fallback_cuts accepts strong affix evidence with a root of Tagalog syllables
+(nag|ki|kipkip, naka|sukbit; see there).
 Never cut: closed-class words (closed_class_words.txt) and a word + linker -ng/-g whose base is
 closed-class or frequent (kanilang, ibang: the base is analysed instead).
-Changing these rules changes the roots they derive: rebuild root_lexicon.txt with build_lexicon.
+Changing these rules changes the roots they derive: rebuild root_lexicon.txt (and the dev gold set)
+with scripts/build_patok_data.py.
 """
 
 from __future__ import annotations
@@ -57,17 +67,21 @@ SUFFIXES = ("han", "hin", "nan", "nin", "an", "in")
 MIN_ROOT = 3  # letters in a root candidate: two-letter "roots" (ba|ba, sa|an) are nearly always wrong
 MIN_STEM = 3  # letters left in the part after prefixes/infixes (before a suffix)
 MIN_ROOT_AFTER_I = 4  # i- takes roots of >= 4 letters (i|bigay, i|sulat; not i|tim, i|sip, i|log)
+MIN_FALLBACK_ROOT = 4  # letters in an unknown root accepted by fallback_cuts
 MIN_CV_REDUP_ROOT = 4  # a CV reduplicant needs a root of >= 4 letters after it (pu|punta; not ba|bae, ti|tig|an)
 DEEPER_FRACTION = 0.5  # a deeper analysis wins if its root is this well attested next to the best one
 RATIO_LIMIT = 20  # a root must carry >= count(word)/RATIO_LIMIT occurrences in other forms
-MIN_WORD_COUNT = 20  # the lexicon keeps own counts of words at least this frequent
+MIN_WORD_COUNT = 1  # the lexicon keeps own counts of words at least this frequent
 CACHE_LIMIT = 1 << 18  # words kept in a cutter's cache
 NASAL_UNDO = {"m": ("p", "b"), "n": ("t", "s", "d"), "ng": ("k", "")}
 # consonant pairs a Tagalog root may start with (native ng, loans: braso, trabaho, tsismis, swerte, ...)
 ONSET_CLUSTERS = frozenset("bl br dr dy gr gw kl kr kw ky pl pr py sw sy tr ts tw".split())
 N_SUFFIX_WEIGHT = 0.05  # an -nan/-nin reading counts this much against an -an/-in one (laban|an, not laba|nan)
-HIDDEN_INFIX_PREFIXES = ("pina", "kina")  # = p/k + in + a: read as an -in- verb first (k|in|amot, not kina|mot)
-HIDDEN_INFIX_WEIGHT = 0.05
+ANALYSABLE_ROOT_WEIGHT = 0.1  # an analysis whose root the cutter cuts itself counts this much
+METATHESIS_ONSETS = "lyr"  # -in- is written ni- before these (nilipad, niyakap); before w it stays an infix (winalis)
+PREFIX, INFIX, REDUP, SUFFIX = (frozenset({m}) for m in ("prefix", "infix", "redup", "suffix"))
+# a second prefix outside the inventory after a first one (pinaka|ma|taas, na|i|bigay)
+STACKED_PREFIXES = {"pinaka": ("ma",), "napaka": ("ma",), "na": ("i",), "ma": ("i",)}
 LINKERS = ("ng", "g")  # the linker: isa|ng, ilan|g (not a morpheme cut here; the word before it is analysed)
 
 
@@ -84,6 +98,7 @@ class Analysis:
     cuts: tuple[int, ...]  # character offsets inside the part, increasing
     roots: tuple[str, ...]  # root spellings this analysis implies (any one attested is enough)
     weight: float = 1.0  # multiplies the attestation score (N_SUFFIX_WEIGHT for -nan/-nin)
+    markers: frozenset = frozenset()  # which of prefix, infix, redup, suffix this analysis has
 
 
 def plausible_root(root: str, inventory: AffixInventory) -> bool:
@@ -97,7 +112,7 @@ def plausible_root(root: str, inventory: AffixInventory) -> bool:
     return True
 
 
-def _suffix_roots(stem: str) -> list[str]:
+def _suffix_roots(stem: str, suffix: str) -> list[str]:
     """Roots a stem before a suffix may stand for (undoing syncope and sound changes)."""
     roots = [stem]
     last = stem[-1]
@@ -113,8 +128,8 @@ def _suffix_roots(stem: str) -> list[str]:
     if _consonant(last):
         if len(stem) >= 3 and _consonant(stem[-2]):
             roots.extend(stem[:-1] + v + last for v in "aiu")  # takp -> takip, tingn -> tingin
-        if len(stem) >= 3:
-            roots.extend(stem + v for v in "aiou")  # sar(h)an -> sara, bil(h)in -> bili
+        if len(stem) >= 3 and suffix[0] in "hn":
+            roots.extend(stem + v for v in "aiou")  # sar|han -> sara, bil|hin -> bili (not lab|an -> laba)
     return roots
 
 
@@ -131,28 +146,36 @@ def _onset_roots(core: str, after_vowel_prefix: bool) -> list[str]:
     return roots
 
 
-def _prefix_options(part: str, inventory: AffixInventory) -> list[tuple[tuple[int, ...], int, str, bool]]:
-    """(cuts, stem start, infix consonant or "", stem follows a vowel-final prefix) for the part's start."""
-    options: list[tuple[tuple[int, ...], int, str, bool]] = [((), 0, "", False)]
+def _prefix_options(part: str, inventory: AffixInventory) -> list[tuple[tuple[int, ...], int, str, bool, frozenset]]:
+    """(cuts, stem start, infix consonant or "", stem follows a vowel-final prefix, markers) for the part's start."""
+    options: list[tuple[tuple[int, ...], int, str, bool, frozenset]] = [((), 0, "", False, frozenset())]
     n = len(part)
     prefixes: list[int] = []
     for size in range(1, min(inventory.longest_prefix, n - MIN_STEM) + 1):
         prefix = part[:size]
         if prefix in inventory.prefix_set and (not _consonant(prefix[-1]) or _consonant(part[size])):
             prefixes.append(size)
-            options.append(((size,), size, "", not _consonant(prefix[-1])))
+            options.append(((size,), size, "", not _consonant(prefix[-1]), PREFIX))
+    # stacked prefixes outside the inventory: pinaka|ma|taas, napaka|ma|ganda, na|i|bigay, ma|i|balik
+    for size in list(prefixes):
+        for second in STACKED_PREFIXES.get(part[:size], ()):
+            end = size + len(second)
+            if part.startswith(second, size) and n - end >= MIN_STEM:
+                options.append(((size, end), end, "", True, PREFIX))
     # the infix as a prefix before a vowel-initial stem (umalis, inayos)
     for infix in inventory.infixes:
         if part.startswith(infix) and n - 2 >= MIN_STEM and _vowel(part[2]):
-            options.append(((2,), 2, "", False))
+            options.append(((2,), 2, "", False, INFIX))
     # the infix after the first consonant (kumain), or after a consonant-final prefix (magsumikap)
-    for start in [0, *(s for s in prefixes if _consonant(part[s - 1]))]:
+    for start in [0, *(s for s in prefixes if _consonant(part[s - 1]) or part[:s] == "i")]:  # i|t|in|aas
         if start + 4 <= n and _consonant(part[start]) and part[start + 1:start + 3] in inventory.infixes and _vowel(part[start + 3]):
             cuts = ((start,) if start else ()) + (start + 1, start + 3)
-            options.append((cuts, start + 3, part[start], False))
+            options.append((cuts, start + 3, part[start], False, PREFIX | INFIX if start else INFIX))
     # metathesised -in- before l, y, r, w (nilipad, niyakap)
-    if part.startswith("ni") and n >= 2 + MIN_STEM and part[2] in "lyrw" and _vowel(part[3]):
-        options.append(((2,), 2, "", False))
+    if part.startswith("ni") and n >= 2 + MIN_STEM and part[2] in METATHESIS_ONSETS and _vowel(part[3]):
+        options.append(((2,), 2, "", False, INFIX))
+    if part.startswith("ini") and n >= 3 + MIN_STEM and part[3] in METATHESIS_ONSETS and _vowel(part[4]):
+        options.append(((1, 3), 3, "", False, PREFIX | INFIX))  # i|ni|labas
     return options
 
 
@@ -162,7 +185,7 @@ def analyses(part: str, inventory: AffixInventory) -> list[Analysis]:
     n = len(part)
     if n < MIN_STEM + 1:
         return out
-    for pre_cuts, pos, infix_consonant, after_vowel in _prefix_options(part, inventory):
+    for pre_cuts, pos, infix_consonant, after_vowel, pre_markers in _prefix_options(part, inventory):
         redups: list[tuple[tuple[int, ...], int]] = [((), pos)]
         cv_redup_at = -1  # where a CV/CCV reduplicant's root starts (it needs MIN_CV_REDUP_ROOT letters)
         s = part[pos:]
@@ -193,19 +216,19 @@ def analyses(part: str, inventory: AffixInventory) -> list[Analysis]:
                 core = lead + part[core_start:end]
                 if len(core) < MIN_ROOT:
                     continue
-                bases = _onset_roots(core, after_vowel and not red_cuts) if pre_cuts and not infix_consonant else [core]
-                roots = [r for b in bases for r in (_suffix_roots(b) if suffix else [b])]
+                nasal_ok = after_vowel and (not red_cuts or core_start == cv_redup_at)  # na|ni|nira <- sira
+                bases = _onset_roots(core, nasal_ok) if pre_cuts and not infix_consonant else [core]
+                roots = [r for b in bases for r in (_suffix_roots(b, suffix) if suffix else [b])]
                 cuts = head + ((end,) if suffix else ())
                 roots = [r for r in dict.fromkeys(roots) if plausible_root(r, inventory)]
-                if pre_cuts == (1,) and part[0] == "i":
-                    roots = [r for r in roots if len(r) >= MIN_ROOT_AFTER_I]
+                if pre_cuts == (1,) and part[0] == "i":  # i|bigay, not i|long, i|tlog
+                    roots = [r for r in roots if len(r) >= MIN_ROOT_AFTER_I and sum(ch in VOWELS for ch in r) >= 2]
                 if core_start == cv_redup_at:
                     roots = [r for r in roots if len(r) >= MIN_CV_REDUP_ROOT]
                 if roots:
                     weight = N_SUFFIX_WEIGHT if suffix in ("nan", "nin") else 1.0
-                    if pre_cuts and part[:pre_cuts[0]] in HIDDEN_INFIX_PREFIXES:
-                        weight *= HIDDEN_INFIX_WEIGHT
-                    out.append(Analysis(cuts, tuple(roots), weight))
+                    markers = pre_markers | (REDUP if red_cuts else frozenset()) | (SUFFIX if suffix else frozenset())
+                    out.append(Analysis(cuts, tuple(roots), weight, markers))
     return out
 
 
@@ -313,24 +336,42 @@ class Cutter:
 
     def _best(self, part: str, word: str) -> tuple[int, ...]:
         scored = []
-        for analysis in analyses(part, self.inventory):
-            score = analysis.weight * max(self.lexicon.attestation(r, word) for r in analysis.roots)
+        found = analyses(part, self.inventory)
+        for analysis in found:
+            if self._needs_word_root(part, analysis) and not any(
+                    self.lexicon.counts.get(r, 0) >= max(1, self.lexicon.counts.get(word, 0) / RATIO_LIMIT) for r in analysis.roots):
+                continue
+            score, root = max((self.lexicon.attestation(r, word), r) for r in analysis.roots)
+            if score and SUFFIX.isdisjoint(analysis.markers) and self.word_cuts(root):
+                score *= ANALYSABLE_ROOT_WEIGHT  # pinaka|ma|ganda, kina|usap: not pinaka|maganda, k|in|ausap
+            score *= analysis.weight
             if score:
                 scored.append((score, analysis.cuts))
         if not scored:
-            return ()
+            return fallback_cuts(part, found)
         # the analysis with the most cuts among those nearly as well attested as the best one (a
         # derived stem such as pagtulog is often better attested than its root tulog), then the best
         top = max(score for score, _ in scored)
         return max((len(cuts), score, cuts) for score, cuts in scored if score >= DEEPER_FRACTION * top)[2]
 
+    @staticmethod
+    def _needs_word_root(part: str, analysis: Analysis) -> bool:
+        """A lone suffix (lab|an, ting|in) or a lone short vowel-final prefix (ka|wani, i|long) is
+        weak evidence: such an analysis needs a root that occurs as a word of its own, at least
+        count(word) / RATIO_LIMIT times (hangin is not hang|in for one `hang`)."""
+        if analysis.markers == SUFFIX:
+            return True
+        return analysis.markers == PREFIX and len(analysis.cuts) == 1 and analysis.cuts[0] <= 2 and _vowel(part[analysis.cuts[0] - 1])
+
     def _word_cuts(self, word: str) -> tuple[int, ...]:
         cuts: list[int] = []
         start = 0
-        for index, part in enumerate(word.split("-")):
+        parts = word.split("-")
+        for index, part in enumerate(parts):
             if index:
                 cuts.extend((start - 1, start))
-            cuts.extend(start + c for c in self.part_cuts(part))
+            if not (index < len(parts) - 1 and part.lower() in self.inventory.prefix_set):  # makapag|-|aral
+                cuts.extend(start + c for c in self.part_cuts(part))
             start += len(part) + 1
         return tuple(c for c in cuts if 0 < c < len(word))
 
@@ -339,30 +380,68 @@ class Cutter:
         return [word[a:b] for a, b in zip(bounds, bounds[1:])]
 
 
+def sound_root(root: str, max_syllables: int = 3) -> bool:
+    """A plausible unknown root: >= MIN_FALLBACK_ROOT letters, 2..max_syllables vowel groups (Tagalog
+    roots are mostly disyllabic), Tagalog syllables (at most two consonants before a vowel, one
+    after the last; ng is one consonant)."""
+    vowel_groups = len(re.findall(r"[aeiou]+", root))
+    if len(root) < MIN_FALLBACK_ROOT or not 2 <= vowel_groups <= max_syllables:
+        return False
+    runs = re.split(r"[aeiou]+", root.replace("ng", "N"))
+    return len(runs[0]) <= 2 and len(runs[-1]) <= 1 and all(len(run) <= 2 for run in runs[1:-1])
+
+
+def fallback_cuts(part: str, found: list[Analysis]) -> tuple[int, ...]:
+    """Cuts for a part none of whose analyses has an attested root (an unknown root: nagkikipkip).
+    Accepted: a reduplicant or an infix with another affix (nag|ki|kipkip, s|in|u|suri, su|suri|in,
+    i|d|in|eklara), or a prefix of the inventory of >= 3 letters ending in a consonant or >= 4
+    ending in a vowel (nag|suri, naka|sukbit); the root must be one that sound_root accepts; the
+    analysis with the most cuts wins. An infix alone is not enough: on the FrequencyWords list it
+    cut as many plain words (m|in|uto, n|um|ero, t|in|apay) as unknown verbs (s|um|ugod)."""
+    best: tuple[int, ...] = ()
+    for analysis in found:
+        markers, cuts = analysis.markers, analysis.cuts
+        strong = (len(markers) >= 2 and ("redup" in markers or "infix" in markers)) or (
+            markers == PREFIX and len(cuts) == 1 and cuts[0] >= (3 if _consonant(part[cuts[0] - 1]) else 4))
+        if strong and analysis.weight == 1.0 and any(sound_root(r) for r in analysis.roots):
+            if (len(analysis.cuts), analysis.cuts) > (len(best), best):
+                best = analysis.cuts
+    return best
+
+
 @lru_cache(maxsize=1)
 def default_cutter() -> Cutter:
     return Cutter()
 
 
-def build_lexicon(frequency_csv: Path, output: Path, inventory: AffixInventory | None = None) -> int:
-    """Write the root lexicon from a word-frequency CSV (columns `normalized`, `frequency`).
-
-    Every analysis of every word credits its roots with the word (one form) and its count; the word
-    itself is credited as its own root. Kept: roots of >= 2 forms, and words of >= MIN_WORD_COUNT
-    occurrences with their counts. Returns the number of lines written."""
-    inventory = inventory or default_inventory()
+def read_frequency_csv(frequency_csv: Path) -> dict[str, int]:
+    """word -> count from a CSV with columns `normalized`, `frequency` (case folded, summed)."""
     counts: dict[str, int] = {}
     try:
         with open(frequency_csv, encoding="utf-8", newline="") as handle:
             for line_no, record in enumerate(csv.DictReader(handle), 2):
                 try:
                     word, count = record["normalized"].strip().lower(), int(record["frequency"])
-                except (KeyError, TypeError, ValueError):
+                except (KeyError, TypeError, ValueError, AttributeError):
                     raise MorphcptError(f"{frequency_csv}:{line_no}: expected columns normalized,frequency (an integer)") from None
-                if re.fullmatch(r"[a-zñ]+", word):
-                    counts[word] = counts.get(word, 0) + count
+                counts[word] = counts.get(word, 0) + count
     except OSError as exc:
         raise MorphcptError(f"{frequency_csv}: cannot read ({exc.strerror})") from exc
+    return counts
+
+
+def build_lexicon(source: Path | dict[str, int], output: Path, inventory: AffixInventory | None = None,
+                  provenance: list[str] | None = None) -> int:
+    """Write the root lexicon from word counts (a dict, or a CSV read by read_frequency_csv).
+
+    Every analysis of every word credits its roots with the word (one form) and its count; the word
+    itself is credited as its own root. Kept: roots of >= 2 forms, and words of >= MIN_WORD_COUNT
+    occurrences with their counts. provenance: header lines naming the sources (default: the CSV).
+    Returns the number of lines written."""
+    inventory = inventory or default_inventory()
+    raw = source if isinstance(source, dict) else read_frequency_csv(source)
+    counts = {w: c for w, c in raw.items() if re.fullmatch(r"[a-zñ]+", w)}
+    provenance = provenance or [f"word counts of {source}"]
     forms: dict[str, int] = {}
     mass: dict[str, int] = {}
     for word, count in counts.items():
@@ -376,8 +455,8 @@ def build_lexicon(frequency_csv: Path, output: Path, inventory: AffixInventory |
     tmp = output.with_name(f".{output.name}.tmp")
     with open(tmp, "w", encoding="utf-8") as out:
         out.write(f"# morphcpt root lexicon v{LEXICON_VERSION}: form<TAB>count<TAB>forms<TAB>mass (see cutter.py)\n")
-        out.write("# Derived from data/corpora/pacute_data/word_frequencies.csv of github.com/raileymontalan/pacute-bench\n")
-        out.write("# at commit dcab16b (MIT licence, (c) the pacute-bench authors) by morphcpt.tokenization.cutter.build_lexicon.\n")
+        out.write("# Built by morphcpt.tokenization.cutter.build_lexicon from:\n")
+        out.writelines(f"# {line}\n" for line in provenance)
         for w in keep:
             c = counts.get(w, 0)
             f = forms.get(w, 0)

@@ -20,13 +20,18 @@ Each word is tokenized as it appears in running text, after a space (`" " + word
 first token. The words are tokenized together as one running document (" w1 w2 ..."), so a mode's
 per-document proportions act as they do on real text. Stochastic modes run once per seed
 (document_rng(seed, 0, 0)); the report gives the mean over seeds and each seed's values.
-`--targets` adds Patok with every word cut and checks issue 12's targets (exit 1 if one fails).
+The cutter's line also gives its false cuts per monomorphemic word type and its cut recall on the
+words whose gold `root` is not in its lexicon. `--benchmark FILE` (repeatable) splits the cutter's
+scores into the gold words that are target words of those benchmark files and the others, so a
+reader sees whether the cutter favours the benchmark's vocabulary (the files are only read).
+`--targets` adds Patok with every word cut and checks the targets of issues 12 and 21 (exit 1 if one fails).
 """
 
 from __future__ import annotations
 
 import io
 import json
+import re
 import sys
 from bisect import bisect_left, bisect_right
 from itertools import accumulate
@@ -68,11 +73,12 @@ def read_gold_records(path: Path) -> list[dict]:
             raise MorphcptError(f"{path}:{line_no}: boundaries of {word!r} must be increasing offsets strictly inside the word (1..{len(word) - 1})")
         kind = record.get("kind", "")
         frequency = record.get("frequency", 1)
-        if not isinstance(kind, str) or isinstance(frequency, bool) or not isinstance(frequency, int) or frequency < 1:
-            raise MorphcptError(f"{path}:{line_no}: optional 'kind' must be a string and 'frequency' a positive integer")
+        root = record.get("root", "")
+        if not isinstance(kind, str) or not isinstance(root, str) or isinstance(frequency, bool) or not isinstance(frequency, int) or frequency < 1:
+            raise MorphcptError(f"{path}:{line_no}: optional 'kind' and 'root' must be strings and 'frequency' a positive integer")
         if kind == "monomorphemic" and bounds:
             raise MorphcptError(f"{path}:{line_no}: {word!r} is marked monomorphemic but has boundaries {bounds}")
-        gold.append({"word": word, "boundaries": bounds, "kind": kind, "frequency": frequency})
+        gold.append({"word": word, "boundaries": bounds, "kind": kind, "frequency": frequency, "root": root})
     if not gold:
         raise MorphcptError(f"{path}: no gold words")
     return gold
@@ -187,14 +193,16 @@ def ceiling(adapter, gold, mask=None) -> dict:
 
 def cutter_stats(records: list[dict], cutter=None) -> dict:
     """The cutter alone on the gold words: cut-point precision/recall/F1 (character offsets, micro-
-    averaged over all words) and the false-cut rate: the share of occurrences (gold `frequency`) of
-    the monomorphemic words that it cuts at all."""
+    averaged over all words); the false-cut rates: the share of occurrences (gold `frequency`) and
+    the share of word types of the monomorphemic words that it cuts at all; and the cut recall on the
+    words whose gold `root` is not in the cutter's lexicon (fewer than two forms carry it)."""
     from morphcpt.tokenization.cutter import default_cutter
 
     cutter = cutter or default_cutter()
     tp = predicted = gold_total = 0
     mono = mono_cut = 0
-    mono_words = 0
+    mono_words = mono_words_cut = 0
+    unknown_words = unknown_tp = unknown_gold = 0
     for record in records:
         cuts = set(cutter.word_cuts(record["word"]))
         gold = set(record["boundaries"])
@@ -203,26 +211,91 @@ def cutter_stats(records: list[dict], cutter=None) -> dict:
         gold_total += len(gold)
         if record["kind"] == "monomorphemic":
             mono_words += 1
+            mono_words_cut += bool(cuts)
             mono += record["frequency"]
             mono_cut += record["frequency"] if cuts else 0
+        elif gold and record.get("root") and cutter.lexicon.roots.get(record["root"].lower(), (0, 0))[0] < 2:
+            unknown_words += 1
+            unknown_tp += len(cuts & gold)
+            unknown_gold += len(gold)
     precision = tp / predicted if predicted else 0.0
     recall = tp / gold_total if gold_total else 0.0
-    return {"cut_precision": precision, "cut_recall": recall,
+    return {"words": len(records), "cut_precision": precision, "cut_recall": recall,
             "cut_f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
             "monomorphemic_words": mono_words, "monomorphemic_occurrences": mono,
-            "false_cut_rate": mono_cut / mono if mono else 0.0}
+            "false_cut_rate": mono_cut / mono if mono else 0.0,
+            "false_cut_type_rate": mono_words_cut / mono_words if mono_words else 0.0,
+            "unknown_root_words": unknown_words,
+            "unknown_root_recall": unknown_tp / unknown_gold if unknown_gold else None}
 
 
-# The issue-12 targets, checked by --targets: (label, where in the report, comparison, threshold)
+QUOTED_RE = re.compile(r'"([^"]+)"')
+
+
+def benchmark_words(paths: list[Path]) -> set[str]:
+    """The target words of benchmark JSONL files: the words quoted in their prompts (`the word
+    "nakasagot"`), single-word labels (the answers of production items), and `word`/`root` fields;
+    lower case, hyphens kept. A file that cannot be read or parsed is an error naming file:line."""
+    from morphcpt.tokenization.cutter import WORD_RE
+
+    words: set[str] = set()
+
+    def texts(node):
+        if isinstance(node, str):
+            yield node
+        elif isinstance(node, dict):
+            for value in node.values():
+                yield from texts(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from texts(value)
+
+    for path in paths:
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise MorphcptError(f"{path}: cannot read ({exc.strerror})") from exc
+        for line_no, raw in jsonl_lines(io.BytesIO(data)):
+            try:
+                item = json.loads(raw.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise MorphcptError(f"{path}:{line_no}: not a JSON line ({exc})") from exc
+            if not isinstance(item, dict):
+                raise MorphcptError(f"{path}:{line_no}: expected a JSON object per line")
+            for text in texts(item.get("prompts", [])):
+                for quoted in QUOTED_RE.findall(text.replace('\\"', '"')):
+                    words.update(m.group().lower() for m in WORD_RE.finditer(quoted))
+            for key in ("text_en", "text_tl"):
+                if isinstance(item.get(key), str):
+                    for quoted in QUOTED_RE.findall(item[key].replace('\\"', '"')):
+                        words.update(m.group().lower() for m in WORD_RE.finditer(quoted))
+            for key in ("label", "word", "root"):
+                value = item.get(key)
+                if isinstance(value, str) and WORD_RE.fullmatch(value.strip()):
+                    words.add(value.strip().lower())
+    return words
+
+
+def split_by_benchmark(records: list[dict], words: set[str], cutter=None) -> dict:
+    """cutter_stats on the gold words that are benchmark target words and on the others."""
+    inside = [r for r in records if r["word"].lower() in words]
+    outside = [r for r in records if r["word"].lower() not in words]
+    return {"benchmark_target_words": len(words), "on benchmark target words": cutter_stats(inside, cutter),
+            "on other words": cutter_stats(outside, cutter)}
+
+
+# The targets of issues 12 and 21, checked by --targets: (label, where in the report, comparison, threshold)
 TARGETS = (
-    ("cutter cut-point F1", ("cutter", "cut_f1"), ">=", 0.88),
-    ("false cuts on monomorphemic occurrences", ("cutter", "false_cut_rate"), "<=", 0.03),
-    ("patok boundary F1 (default params)", ("modes", "patok", "boundary_f1"), ">=", 0.55),
+    ("cutter cut-point F1", ("cutter", "cut_f1"), ">=", 0.92),
+    ("cutter recall on words whose root is not in the lexicon", ("cutter", "unknown_root_recall"), ">=", 0.80),
+    ("false cuts on monomorphemic word types", ("cutter", "false_cut_type_rate"), "<=", 0.02),
+    ("patok boundary F1 (default params)", ("modes", "patok", "boundary_f1"), ">=", 0.58),
     ("patok boundary F1 (every word cut)", ("modes", "patok every word", "boundary_f1"), ">=", 0.65),
 )
 
 
-def report(adapter, records: list[dict], modes: dict[str, dict], seeds: list[int], cache_dir=None) -> dict:
+def report(adapter, records: list[dict], modes: dict[str, dict], seeds: list[int], cache_dir=None,
+           benchmark: set[str] | None = None) -> dict:
     """Cutter, ceiling and per-mode scores for one tokenizer. modes: label -> (mode, params).
 
     All words form the running document; token-level scores are over the morphologically complex
@@ -230,9 +303,12 @@ def report(adapter, records: list[dict], modes: dict[str, dict], seeds: list[int
     not the mode's, and they are the cutter's false-cut test instead)."""
     gold = [(r["word"], r["boundaries"]) for r in records]
     mask = [r["kind"] != "monomorphemic" for r in records]
-    return {"tokenizer": adapter.source, "tokenizer_fingerprint": adapter.fingerprint, "words": len(gold),
-            "scored_words": sum(mask), "cutter": cutter_stats(records), "ceiling": ceiling(adapter, gold, mask),
-            "modes": {label: tokstats(adapter, mode, params, gold, seeds, cache_dir, mask) for label, (mode, params) in modes.items()}}
+    result = {"tokenizer": adapter.source, "tokenizer_fingerprint": adapter.fingerprint, "words": len(gold),
+              "scored_words": sum(mask), "cutter": cutter_stats(records), "ceiling": ceiling(adapter, gold, mask),
+              "modes": {label: tokstats(adapter, mode, params, gold, seeds, cache_dir, mask) for label, (mode, params) in modes.items()}}
+    if benchmark is not None:
+        result["cutter_by_benchmark"] = split_by_benchmark(records, benchmark)
+    return result
 
 
 def check_targets(result: dict) -> list[tuple[str, float, str, float, bool]]:
@@ -257,11 +333,21 @@ def format_table(result: dict) -> str:
     for label, m in rows:
         lines.append(f"| {label} | {m['boundary_precision']:.3f} | {m['boundary_recall']:.3f} | {m['boundary_f1']:.3f} "
                      f"| {m['affix_preservation']:.3f} | {m['fertility']:.3f} | {m['length_ratio']:.3f} |")
-    c = result["cutter"]
-    lines += ["", f"cutter: cut-point P {c['cut_precision']:.3f} R {c['cut_recall']:.3f} F1 {c['cut_f1']:.3f}; "
-                  f"false cuts on {c['false_cut_rate']:.1%} of {c['monomorphemic_occurrences']:,} occurrences "
-                  f"of {c['monomorphemic_words']} monomorphemic words"]
+    lines += ["", _cutter_line("cutter", result["cutter"])]
+    split = result.get("cutter_by_benchmark")
+    if split:
+        lines.append(f"benchmark split ({split['benchmark_target_words']:,} target words in the benchmark files):")
+        lines += [_cutter_line(f"  {label}", split[label]) for label in ("on benchmark target words", "on other words")]
     return "\n".join(lines)
+
+
+def _cutter_line(label: str, c: dict) -> str:
+    unknown = c["unknown_root_recall"]
+    return (f"{label}: {c['words']} words; cut-point P {c['cut_precision']:.3f} R {c['cut_recall']:.3f} F1 {c['cut_f1']:.3f}; "
+            f"false cuts on {c['false_cut_type_rate']:.1%} of {c['monomorphemic_words']} monomorphemic word types "
+            f"({c['false_cut_rate']:.1%} of their {c['monomorphemic_occurrences']:,} occurrences); recall on "
+            f"{c['unknown_root_words']} words whose root is not in the lexicon "
+            + ("n/a" if unknown is None else f"{unknown:.3f}"))
 
 
 def add_arguments(parser) -> None:
@@ -274,7 +360,10 @@ def add_arguments(parser) -> None:
                         help="mode parameter, given to every chosen mode that has it (repeatable)")
     parser.add_argument("--seeds", type=int, default=5, help="stochastic modes: average over seeds 0..N-1 (default 5)")
     parser.add_argument("--targets", action="store_true",
-                        help="also score Patok with every word cut (cut_prop=1) and check the issue-12 targets (exit 1 if one fails)")
+                        help="also score Patok with every word cut (cut_prop=1) and check the targets of issues 12 and 21 (exit 1 if one fails)")
+    parser.add_argument("--benchmark", action="append", type=Path, default=None, metavar="JSONL",
+                        help="benchmark file (repeatable): also report the cutter on the gold words that are its "
+                             "target words and on the others (read only to report)")
     parser.add_argument("--output", type=Path, default=None, help="write the JSON here (default: stdout)")
     parser.add_argument("--cache-dir", type=Path, default=None, help="split-table cache")
 
@@ -298,7 +387,8 @@ def run(args) -> int:
         modes["patok every word"] = ("patok", {**modes["patok"][1], "cut_prop": 1.0})
     records = read_gold_records(args.gold)
     adapter = TokenizerAdapter.from_dir(args.tokenizer)
-    result = report(adapter, records, modes, list(range(args.seeds)), cache_dir=args.cache_dir)
+    benchmark = benchmark_words(args.benchmark) if args.benchmark else None
+    result = report(adapter, records, modes, list(range(args.seeds)), cache_dir=args.cache_dir, benchmark=benchmark)
     failed = False
     if args.targets:
         result["targets"] = []
