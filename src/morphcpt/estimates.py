@@ -69,6 +69,15 @@ def train_wall_minutes(config: dict[str, Any], family: str) -> float | None:
     return gpu_hours_per_train_job(config, family) / gpus * 60.0 if gpus else None
 
 
+def weight_bytes_per_param(config: dict[str, Any], family: str) -> float:
+    """Bytes per parameter of a model folder (HF download, NeMo import, export): the config's
+    `plan.bytes_per_param_weights` (bf16 for real models); a synthetic model is written in fp32
+    (morphcpt.models.synthetic), and so are its import and exports."""
+    if config["families"][family].get("source") == "synthetic":
+        return 4.0
+    return float(config["plan"]["bytes_per_param_weights"])
+
+
 def output_bytes(config: dict[str, Any], rule: str, wildcards: dict[str, str] | None = None) -> float:
     """Expected bytes written by one job of `rule` (0 for rules whose outputs are small)."""
     wc = dict(wildcards or {})
@@ -80,7 +89,7 @@ def output_bytes(config: dict[str, Any], rule: str, wildcards: dict[str, str] | 
         docs = corpus["estimated_documents"] / corpus["chunks"]
         return tokens * plan["bytes_per_token"] + docs * plan["bytes_per_document"]
     if rule in ("download_model", "import_nemo", "export") and family:
-        return family_params(config, family) * plan["bytes_per_param_weights"]
+        return family_params(config, family) * weight_bytes_per_param(config, family)
     if rule == "train" and family:
         return checkpoint_bytes(config, family)
     if rule in ("download_corpus", "split_chunks"):
@@ -93,3 +102,55 @@ def out_mb(config: dict[str, Any], rule: str, wildcards=None) -> int:
     """`output_bytes` in MB (rounded up), for the `out_mb` resource."""
     wc = dict(wildcards.items()) if wildcards is not None and hasattr(wildcards, "items") else wildcards
     return int(-(-output_bytes(config, rule, wc) // 1e6))
+
+
+# What scoring one model on the full pinned benchmarks costs, counted on pacute-bench@dcab16b with
+# the Llama-3 tokenizer at 0-shot: MCQ log-likelihood requests (one per option) and GEN items with
+# the mean tokens of one worked example (context + answer; CUTE's hold its 4 in-prompt examples)
+# and the mean max_gen_toks. A k-shot prompt is (k + 1) examples long.
+EVAL_COST = {
+    "pacute": {"mcq_items": 2640, "ll_requests": 10278, "ll_example_tokens": 45, "gen_items": 2240,
+               "gen_example_tokens": 25, "gen_new_tokens": 13},
+    "hierarchical": {"mcq_items": 600, "ll_requests": 2371, "ll_example_tokens": 38, "gen_items": 600,
+                     "gen_example_tokens": 19, "gen_new_tokens": 10},
+    "cute": {"mcq_items": 0, "ll_requests": 0, "ll_example_tokens": 0, "gen_items": 1400,
+             "gen_example_tokens": 148, "gen_new_tokens": 12},
+    "langgame": {"mcq_items": 1000, "ll_requests": 4000, "ll_example_tokens": 26, "gen_items": 1000,
+                 "gen_example_tokens": 26, "gen_new_tokens": 8},
+    "multi_digit_addition": {"mcq_items": 1000, "ll_requests": 4000, "ll_example_tokens": 8, "gen_items": 1000,
+                             "gen_example_tokens": 8, "gen_new_tokens": 9},
+}
+EVAL_EMBEDDED_SHOTS = {"cute": 4}  # CUTE prompts hold their examples: none added
+# Measured wall time of an evaluate job over its 2·N·tokens FLOP time at the plan's MFU (issue 20:
+# ~20k log-likelihood requests + 6k generations, ~2.6 M context tokens; 8B on one H100 ≈ 6-12 min):
+# padding, per-token generation steps and model loading.
+EVAL_MEASURED_FACTOR = 3.0
+
+
+def eval_tokens(config: dict[str, Any]) -> float:
+    """Tokens one evaluate job runs through the model: every log-likelihood request's context and
+    option, every generation's context and new tokens, with the configured shots and limit."""
+    ev = config["evaluation"]
+    shots = ev.get("num_fewshot") or {}
+    limit = ev.get("limit")
+    total = 0.0
+    for benchmark in ev["benchmarks"]:
+        cost = EVAL_COST[benchmark]
+        added = {f: 0 if benchmark in EVAL_EMBEDDED_SHOTS else int(shots.get(f, 3)) for f in ("mcq", "gen")}
+        mcq = min(limit, cost["mcq_items"]) if limit else cost["mcq_items"]
+        gen = min(limit, cost["gen_items"]) if limit else cost["gen_items"]
+        options = cost["ll_requests"] / cost["mcq_items"] if cost["mcq_items"] else 0
+        total += mcq * options * cost["ll_example_tokens"] * (added["mcq"] + 1)
+        total += gen * (cost["gen_example_tokens"] * (added["gen"] + 1) + cost["gen_new_tokens"])
+    return total
+
+
+def evaluate_wall_minutes(config: dict[str, Any], family: str) -> float | None:
+    """Wall time of one evaluate job (one model, every benchmark): 2·N·tokens at the plan's MFU of the
+    peak of its GPUs, times the measured factor (None for a CPU job)."""
+    gpus = int((config.get("resources", {}).get("evaluate") or {}).get("gpu", 0) or 0)
+    if not gpus:
+        return None
+    plan = config["plan"]
+    seconds = 2.0 * family_params(config, family) * eval_tokens(config) / (plan["mfu"] * plan["gpu_peak_tflops"] * 1e12 * gpus)
+    return seconds / 60.0 * EVAL_MEASURED_FACTOR
