@@ -18,7 +18,7 @@ from typing import Any
 
 from morphcpt.config import DEFAULT_CONFIG, REPO_ROOT, load_config
 from morphcpt.errors import MorphcptError
-from morphcpt.estimates import gpu_hours_per_train_job, output_bytes, train_wall_minutes
+from morphcpt.estimates import evaluate_wall_minutes, gpu_hours_per_train_job, output_bytes, train_wall_minutes
 from morphcpt.memory_estimate import family_gpu_memory, over_memory_warning
 
 TARGET_RULES = {"all", "demo"}
@@ -94,18 +94,20 @@ def make_plan(target: str, configfile: str | Path = DEFAULT_CONFIG, full: bool =
 # hits the time limit; above 10x the job waits longer in the queue, or never starts where the
 # request exceeds the partition's MaxTime.
 RUNTIME_MIN_RATIO, RUNTIME_MAX_RATIO = 1.5, 10.0
+# GPU rules with a wall-time estimate, per family (train: 6·N·D; evaluate: 2·N·tokens x measured factor)
+WALL_ESTIMATES = {"train": train_wall_minutes, "evaluate": evaluate_wall_minutes}
 
 
 def runtime_rows(config: dict[str, Any], jobs: list[Any]) -> list[dict[str, Any]]:
-    """One row per GPU rule (train: per family): requested runtime (min) beside the estimate (min;
-    None where the plan has no estimate: only training time is estimated, from 6·N·D)."""
+    """One row per GPU rule (train, evaluate: per family): requested runtime (min) beside the estimate
+    (min; None where the plan has no estimate: train from 6·N·D, evaluate from its token count)."""
     rows: dict[tuple[str, str | None], dict[str, Any]] = {}
     for job in jobs:
         rule = job.rule.name
         if job.rule.norun or not job.resources.get("gpu", 0):
             continue
-        family = job.wildcards.get("family") if rule == "train" else None
-        estimate = train_wall_minutes(config, family) if rule == "train" else None
+        family = job.wildcards.get("family") if rule in WALL_ESTIMATES else None
+        estimate = WALL_ESTIMATES[rule](config, family) if rule in WALL_ESTIMATES else None
         requested = job.resources.get("runtime")
         rows.setdefault((rule, family), {
             "rule": rule, "family": family, "requested_min": requested,

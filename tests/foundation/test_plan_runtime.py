@@ -16,13 +16,17 @@ def test_plan_lists_gpu_rules_with_requested_runtime_and_train_estimate(repo_roo
     plan = make_plan("all_llama", repo_root / "config" / "config.yaml", full=True, workdir=tmp_path)
     rows = {(r["rule"], r["family"]): r for r in plan["runtime"]}
     assert set(rows) == {("import_nemo", None), ("import_parity", None), ("train", "llama31_8b"),
-                         ("export", None), ("evaluate", None)}
+                         ("export", None), ("evaluate", "llama31_8b")}
     train = rows[("train", "llama31_8b")]
     # 6·N·D at MFU 0.4 of 989 TFLOPS, over the family's 8 GPUs (same numbers as test_dag's GPU-hours)
     minutes = 6 * 8.03e9 * (5000 * 64 * 512) / (0.4 * 989e12) / 3600 / 8 * 60
     assert train["estimate_min"] == pytest.approx(minutes, abs=0.1)
     assert train["requested_min"] == 120 and 1.5 <= train["ratio"] <= 10
     assert rows[("export", None)]["estimate_min"] is None  # no estimate: shown as "-", never warned about
+    # evaluate: 2·N·tokens (3-shot, all 5 benchmarks: ~3.4 M tokens) at MFU 0.4, times the measured 3x
+    evaluate = rows[("evaluate", "llama31_8b")]
+    assert evaluate["estimate_min"] == pytest.approx(2 * 8.03e9 * 3.436e6 / (0.4 * 989e12) / 60 * 3, abs=0.1)
+    assert evaluate["requested_min"] == 20 and 1.5 <= evaluate["ratio"] <= 10
     assert runtime_warnings(plan["runtime"]) == []
 
 
