@@ -1,11 +1,12 @@
 # Two commands on a fresh machine: `make demo` (CPU demo) and `make test` (the test suite).
-# Both create .venv with the pinned stack first (constraints.txt; torch's CPU wheel first,
-# since a plain `torch` would pull GBs of CUDA).
+# Both create .venv with the pinned stack first (constraints.txt; torch's CPU wheel first, from
+# PyTorch's CPU index: on Linux, PyPI's `torch` is the CUDA build, several GB).
 PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.morphcpt-installed
 PYTEST_ARGS ?=
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 
 .PHONY: setup test demo lint plan profile clean-demo
 
@@ -15,7 +16,7 @@ $(STAMP): constraints.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11) on PATH" >&2; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -U pip
-	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q torch==2.13.0 --index-url $(TORCH_INDEX)
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[nemo,eval,slurm,test]'
 	$(BIN)/python -c "from morphcpt.assets import llama3_tokenizer_dir; print('Llama-3 tokenizer:', llama3_tokenizer_dir())"
 	touch $@
