@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -13,7 +14,7 @@ from model_fixtures import TRAINING, run_json, run_training_subprocess, training
 from morphcpt.errors import MorphcptError
 from morphcpt.models.checkpoints import list_checkpoints, remove_unfinished, steps_done
 from morphcpt.models.step0_gate import document_bounds, verdict
-from morphcpt.models.train_inputs import check_run_identity, check_shards, shard_prefixes
+from morphcpt.models.train_inputs import check_run_identity, check_shards, sha256_text, shard_prefixes
 
 GBS = TRAINING["global_batch_size"]
 
@@ -227,13 +228,179 @@ def test_shards_of_another_tokenizer_are_refused(tmp_path, tiny_llama_hf):
     assert shard_prefixes([str(good) + ".bin", str(good) + ".idx", str(good) + ".json"]) == [str(good)]
 
 
-@pytest.mark.slow
-def test_checkpoints_from_other_inputs_are_not_resumed(training_run):
-    spec = dict(training_run["spec"])
-    check_run_identity(spec)  # the same inputs: fine
-    spec["training"] = {**spec["training"], "lr": 5e-4}
-    with pytest.raises(MorphcptError, match="different inputs \\(changed: training\\)"):
+def _fake_run(tmp_path, **overrides) -> dict:
+    """A train folder as a run leaves it (identity, checkpoints, per-run files), without NeMo."""
+    hf = tmp_path / "hf"
+    hf.mkdir(exist_ok=True)
+    (hf / "manifest.json").write_text(json.dumps({"files": {"model.safetensors": "ab" * 32}}))
+    shard = tmp_path / "shards" / "chunk_000"
+    shard.parent.mkdir(exist_ok=True)
+    if not Path(str(shard) + ".json").exists():
+        Path(str(shard) + ".json").write_text(json.dumps({"mode": "patok", "code_version": "1"}))
+    return training_spec(tmp_path / "nemo", hf, [str(shard) + ".json"], tmp_path / "run", **overrides)
+
+
+def test_a_run_of_other_inputs_is_removed_and_starts_over(tmp_path, capsys):
+    spec = _fake_run(tmp_path)
+    train_dir, ckpt = Path(spec["train_dir"]), Path(spec["checkpoint_dir"])
+    assert check_run_identity(spec) == []  # a new run: identity recorded
+    for name in ("step=4-consumed_samples=20.0", "step=9-consumed_samples=40.0"):
+        (ckpt / name / "weights").mkdir(parents=True)
+    for name in ("metrics.jsonl", "runs.jsonl", "step0_gate.json", "step0_reference.json"):
+        (train_dir / name).write_text("{}\n")
+    (train_dir / "index_cache").mkdir()
+    assert check_run_identity(spec) == []  # the same inputs: resumed, nothing touched
+    assert sorted(list_checkpoints(ckpt, 4)) == [5, 10]
+    # The Patok shards were remade (another sidecar): the stale run goes, with what and why logged.
+    shard_json = Path(spec["shard_prefixes"][0] + ".json")
+    shard_json.write_text(json.dumps({"mode": "patok", "code_version": "2"}))
+    removed = check_run_identity(spec)
+    assert str(ckpt) in removed and str(train_dir / "index_cache") in removed and len(removed) == 6, removed
+    assert sorted(p.name for p in train_dir.iterdir()) == ["run_identity.json"]
+    assert "different inputs (changed: shards); removed it to start over" in capsys.readouterr().out
+    assert json.loads((train_dir / "run_identity.json").read_text())["shards"]["chunk_000"] == \
+        sha256_text(shard_json.read_text())
+    # A config value of the identity, or the optimizer-state layout, counts the same way.
+    (ckpt / "step=4-consumed_samples=20.0").mkdir(parents=True)
+    lr = _fake_run(tmp_path, training={"lr": 5e-4})
+    assert check_run_identity(lr) == [str(ckpt)]
+    (ckpt / "step=4-consumed_samples=20.0").mkdir(parents=True)
+    sharded = {**lr, "parallel_settings": {**lr["parallel_settings"], "distributed_optimizer": True}}
+    assert check_run_identity(sharded) == [str(ckpt)]
+    # Checkpoints nobody recorded an identity for are not deleted: the user decides.
+    (ckpt / "step=4-consumed_samples=20.0").mkdir(parents=True)
+    (train_dir / "run_identity.json").unlink()
+    with pytest.raises(MorphcptError, match="checkpoints of unknown origin"):
         check_run_identity(spec)
-    sharded = {**training_run["spec"], "parallel_settings": {**spec["parallel_settings"], "distributed_optimizer": True}}
-    with pytest.raises(MorphcptError, match="changed: distributed_optimizer"):
-        check_run_identity(sharded)
+    assert ckpt.is_dir()
+
+
+def _hold_in_subprocess(path: Path):
+    """A live process holding the lock file `path` (as a trainer would), once it says so."""
+    import subprocess
+    import sys
+
+    code = ("import sys, time\nfrom pathlib import Path\nfrom morphcpt.models.run_lock import hold\n"
+            "with hold(Path(sys.argv[1])):\n    print('held', flush=True)\n    time.sleep(600)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_one_trainer_per_run_folder(tmp_path, capsys):
+    import socket
+
+    from morphcpt.models.run_lock import DRIVER_LOCK, WORKER_LOCK, driver_lock
+
+    holder = _hold_in_subprocess(tmp_path / DRIVER_LOCK)
+    try:
+        with pytest.raises(MorphcptError, match=f"another training driver is running in {tmp_path} "
+                                                f"\\(host {socket.gethostname()}, PID {holder.pid}, since "):
+            with driver_lock(tmp_path):
+                pass
+    finally:
+        holder.kill()  # kill -9: the lock file still names it, the kernel dropped the lock
+        holder.wait()
+    with driver_lock(tmp_path):  # a lock left by a dead process is taken over, and whose it was is logged
+        assert f"took over {tmp_path / DRIVER_LOCK}, left by a training driver that is no longer running " \
+               f"(host {socket.gethostname()}, PID {holder.pid}" in capsys.readouterr().out
+    assert (tmp_path / DRIVER_LOCK).read_text() == ""  # a clean exit leaves no holder behind
+    # A worker orphaned by a killed driver still trains in the folder: a new driver stops at once.
+    orphan = _hold_in_subprocess(tmp_path / WORKER_LOCK)
+    try:
+        with pytest.raises(MorphcptError, match=f"another training worker .*PID {orphan.pid}"):
+            with driver_lock(tmp_path):
+                pass
+        assert (tmp_path / DRIVER_LOCK).read_text() == ""  # and released its own lock
+    finally:
+        orphan.kill()
+        orphan.wait()
+    with driver_lock(tmp_path):
+        pass
+
+
+@pytest.mark.slow
+def test_a_resume_reproduces_the_uninterrupted_run(tmp_path, imported_nemo, tiny_llama_hf):
+    """Two small chunks (the data wraps every few steps): the uninterrupted run against a run
+    stopped by SIGTERM before the first wrap and resumed, then killed (-9, every process) after it
+    and resumed from its last complete checkpoint: the same loss at every step, exactly."""
+    import signal
+
+    from morphcpt.testing import tagalog_texts
+
+    from model_fixtures import interrupt_training
+
+    texts = tagalog_texts()[:10]
+    root = tmp_path / "shards" / "vanilla"
+    prefixes = [write_fixture_shard(root / "chunk_000", tiny_llama_hf, texts[:5], chunk="000"),
+                write_fixture_shard(root / "chunk_001", tiny_llama_hf, texts[5:], chunk="001")]
+    shards = [str(p) + ext for p in prefixes for ext in (".bin", ".idx", ".json")]
+    training = {"max_steps": 8, "checkpoint_every": 2, "warmup_steps": 1}
+    tokens = sum(json.loads(Path(str(p) + ".json").read_text())["tokens_out"] for p in prefixes)
+    steps_per_epoch = tokens / (TRAINING["seq_length"] * GBS)
+    assert 2 < steps_per_epoch < 4, steps_per_epoch  # a wrap between the SIGTERM and the kill
+
+    def run(name):
+        return training_spec(imported_nemo, tiny_llama_hf, shards, tmp_path / name, training=training)
+
+    def logged(spec) -> int:
+        path = Path(spec["train_dir"]) / "metrics.jsonl"
+        return len(path.read_text().splitlines()) if path.is_file() else 0
+
+    whole = run("whole")
+    assert run_training_subprocess(whole, tmp_path / "whole.json")["ok"]
+    resumed = run("resumed")
+    first = interrupt_training(resumed, tmp_path / "r1.json", lambda: logged(resumed) >= 1, signal.SIGTERM)
+    assert not first["ok"] and "interrupted by signal 15" in first["error"], first
+    assert interrupt_training(resumed, tmp_path / "r2.json", lambda: logged(resumed) >= 6, signal.SIGKILL)["killed"]
+    assert run_training_subprocess(resumed, tmp_path / "r3.json")["ok"]
+
+    def losses(spec):
+        return [m["loss"] for m in json.loads((Path(spec["train_dir"]) / "metrics.json").read_text())["steps"]]
+
+    def starts(spec):
+        return [json.loads(line)["start_step"] for line in (Path(spec["train_dir"]) / "runs.jsonl").read_text().splitlines()]
+
+    assert starts(whole) == [0]
+    _, sigterm_start, kill_start = starts(resumed)
+    print(f"steps per epoch {steps_per_epoch:.2f}; resumed at steps {sigterm_start} (SIGTERM) and {kill_start} (kill -9)")
+    assert 0 < sigterm_start < steps_per_epoch < kill_start < training["max_steps"]
+    assert losses(resumed) == losses(whole), (losses(whole), losses(resumed))
+
+
+@pytest.mark.slow
+def test_the_training_data_holds_a_sample_for_every_step(tmp_path, imported_nemo, tiny_llama_hf, fixture_shards):
+    """The cause of resumes that diverged after a data wrap: given several chunks and no weights,
+    megatron-core builds one epoch of each, and Lightning's next epoch restarts the sampler at the
+    consumed_samples the job started with. Weighted chunks give one loader epoch for max_steps."""
+    out = tmp_path / "lengths.json"
+    spec = training_spec(imported_nemo, tiny_llama_hf, fixture_shards, tmp_path / "run",
+                         training={"max_steps": 200, "checkpoint_every": 100})
+    spec_path = tmp_path / "spec.json"
+    spec_path.write_text(json.dumps(spec))
+    result = run_json(f"""
+        import json, socket
+        from pathlib import Path
+        import torch.distributed as dist
+        from morphcpt.errors import MorphcptError
+        from morphcpt.models import packed_data
+        from morphcpt.models.nemo_io import nemo_setup
+        nemo_setup()
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{{port}}", rank=0, world_size=1)
+        spec = json.loads(Path({str(spec_path)!r}).read_text())
+        tokenizer = packed_data.load_tokenizer(Path(spec["nemo_dir"]))
+        weighted = len(packed_data.build_data_for_reference(spec, tokenizer)._train_ds)
+        packed_data.blend = lambda prefixes: list(prefixes)  # megatron-core's unweighted blend
+        try:
+            packed_data.build_data_for_reference(spec, tokenizer)
+            unweighted = None
+        except MorphcptError as exc:
+            unweighted = str(exc)
+        Path({str(out)!r}).write_text(json.dumps({{"weighted": weighted, "unweighted": unweighted}}))
+    """, out)
+    need = 200 * GBS
+    assert result["weighted"] >= need, result
+    assert result["unweighted"] and f"fewer than max_steps x global_batch_size = {need}" in result["unweighted"], result

@@ -7,8 +7,9 @@ metrics.json and the train.done sentinel only if the worker finished every step 
 
 Files in the (undeclared) train folder: checkpoints/ (see `checkpoints`), metrics.jsonl (one line
 per step, appended across reruns), runs.jsonl (where each launch started), step0_reference.json,
-step0_gate.json (kept when it failed: a failed gate stays failed), run_identity.json (refuses to
-resume checkpoints made from other inputs).
+step0_gate.json (kept when it failed: a failed gate stays failed), run_identity.json (a run of
+other inputs is removed and training starts over: `train_inputs.check_run_identity`), train.lock and
+train.worker.lock (one trainer per run folder: `run_lock`).
 
 Preemption: on SIGTERM (Slurm's warning signal or a preemption) the driver passes the signal on and
 gives the worker `training.preemption_grace_s` to finish its step and save a checkpoint
@@ -27,6 +28,8 @@ from morphcpt.fileio import write_json_atomic
 from morphcpt.models.checkpoints import PREEMPTED_EXIT_CODE, latest_checkpoint, list_checkpoints, remove_resume_points, remove_unfinished
 from morphcpt.models.launch import launch_worker
 from morphcpt.models.recipe import training_config
+from morphcpt.models.run_lock import driver_lock
+from morphcpt.models.slurm_requeue import requeue_this_job
 from morphcpt.models.train_inputs import check_run_identity, check_shards, shard_prefixes
 
 
@@ -63,6 +66,15 @@ def make_spec(*, family: dict[str, Any], nemo_dir: Path, hf_dir: Path, shard_fil
     }
 
 
+def _requeue_after_save(spec: dict[str, Any], started_from: tuple[int, Path] | None) -> None:
+    """A Slurm job stopped by the warning before its time limit requeues itself (`slurm_requeue`)."""
+    latest = latest_checkpoint(Path(spec["checkpoint_dir"]), spec["training"]["global_batch_size"])
+    progressed = latest is not None and latest[0] > (started_from[0] if started_from else 0)
+    note = requeue_this_job("train", progressed)
+    if note:
+        print(f"train: {note}", flush=True)
+
+
 def _refuse_failed_gate(gate_path: Path) -> None:
     """A failed step-0 gate stays failed: its report is kept and every rerun stops here, before
     any GPU work, until someone removes the report on purpose."""
@@ -81,17 +93,24 @@ def run_training(spec: dict[str, Any], done_path: Path, metrics_path: Path,
                  env_extra: dict[str, str] | None = None) -> dict[str, Any]:
     """Driver: checks, step-0 reference, worker launch, then metrics.json and the sentinel."""
     from morphcpt.models.nemo_io import check_arch_runnable, nemo_setup
-    from morphcpt.models.packed_data import nemo_tokenizer_dir
-    from morphcpt.models.step0_gate import compute_step0_reference
 
     check_arch_runnable(spec["arch"])
     software = nemo_setup()  # stops here, before any work, in an environment the NeMo rules do not accept
     if spec["gpus"] and spec["gpus"] % (spec["tensor"] * spec["pipeline"]):
         raise MorphcptError(f"parallelism: gpus {spec['gpus']} is not a multiple of tensor x pipeline "
                             f"({spec['tensor']} x {spec['pipeline']})")
+    Path(spec["train_dir"]).mkdir(parents=True, exist_ok=True)
+    with driver_lock(Path(spec["train_dir"])):  # one trainer per run folder, before anything in it changes
+        return _train_holding_the_folder(spec, done_path, metrics_path, env_extra, software)
+
+
+def _train_holding_the_folder(spec: dict[str, Any], done_path: Path, metrics_path: Path,
+                              env_extra: dict[str, str] | None, software: dict[str, Any]) -> dict[str, Any]:
+    from morphcpt.models.packed_data import nemo_tokenizer_dir
+    from morphcpt.models.step0_gate import compute_step0_reference
+
     t = spec["training"]
     train_dir, ckpt_dir = Path(spec["train_dir"]), Path(spec["checkpoint_dir"])
-    train_dir.mkdir(parents=True, exist_ok=True)
     for p in (Path(done_path), Path(metrics_path)):
         p.unlink(missing_ok=True)
     tok_dir = nemo_tokenizer_dir(Path(spec["nemo_dir"]))
@@ -114,9 +133,14 @@ def run_training(spec: dict[str, Any], done_path: Path, metrics_path: Path,
             print(f"train: step-0 HF reference loss {ref['loss_' + ref['objective']]:.6f} ({ref['objective']} "
                   f"attention; {ref['loss_' + ref['control']]:.6f} under {ref['control']} attention) over "
                   f"{ref['tokens']:.0f} tokens", flush=True)
-        rc = launch_worker(spec, env_extra, resume_note=_resume_note)
+        try:
+            rc = launch_worker(spec, env_extra, resume_note=_resume_note)
+        except MorphcptError:  # stopped by a signal after the save: a transient stop
+            _requeue_after_save(spec, latest)
+            raise
         _refuse_failed_gate(gate_path)
         if rc == PREEMPTED_EXIT_CODE:
+            _requeue_after_save(spec, latest)
             raise MorphcptError(f"training stopped on SIGTERM after saving a checkpoint; {_resume_note(spec)}")
         if rc != 0:
             raise MorphcptError(f"training worker exited with code {rc}; see the log above. {_resume_note(spec)}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ IDENTITY_TRAINING_KEYS = ("seq_length", "global_batch_size", "micro_batch_size",
                           "precision", "attention")
 # Files of a train folder that describe one run: removed when a new run starts there.
 RUN_FILES = ("metrics.jsonl", "runs.jsonl", "step0_gate.json", "step0_reference.json")
+RUN_DIRS = ("index_cache", "nemo_logs")  # the data index (made from the shards) and NeMo's logs
 
 
 def sha256_text(text: str) -> str:
@@ -92,22 +94,39 @@ def run_identity(spec: dict[str, Any]) -> dict[str, Any]:
             "distributed_optimizer": spec["parallel_settings"]["distributed_optimizer"]}
 
 
-def check_run_identity(spec: dict[str, Any]) -> None:
-    """Refuse to resume checkpoints made from other inputs; record the identity of a new run."""
+def check_run_identity(spec: dict[str, Any]) -> list[str]:
+    """Resume only checkpoints made from the same inputs: when the recorded run identity differs
+    (a rerun because shards or a config value changed), the stale run is removed and training starts
+    over from the imported weights; the new identity is recorded. Returns the paths removed."""
     train_dir, ckpt_dir = Path(spec["train_dir"]), Path(spec["checkpoint_dir"])
     ident_path = train_dir / "run_identity.json"
     ident = run_identity(spec)
     has_checkpoints = ckpt_dir.is_dir() and any(ckpt_dir.iterdir())
-    if has_checkpoints:
-        if not ident_path.is_file():
-            raise MorphcptError(f"{ckpt_dir}: checkpoints of unknown origin (no {ident_path.name}); delete the folder "
-                                "to train from the imported weights")
-        old = json.loads(ident_path.read_text())
-        if old != ident:
-            changed = sorted(k for k in ident if old.get(k) != ident[k])
-            raise MorphcptError(f"{ckpt_dir}: checkpoints were made from different inputs (changed: {', '.join(changed)}); "
-                                f"delete {train_dir} to start this run over")
-    elif not ident_path.is_file() or json.loads(ident_path.read_text()) != ident:
-        for stale in RUN_FILES:
-            (train_dir / stale).unlink(missing_ok=True)
-        write_json_atomic(ident_path, ident, sort_keys=True)
+    old = json.loads(ident_path.read_text()) if ident_path.is_file() else None
+    if old == ident:
+        return []
+    if has_checkpoints and old is None:
+        raise MorphcptError(f"{ckpt_dir}: checkpoints of unknown origin (no {ident_path.name}); delete the folder "
+                            "to train from the imported weights")
+    removed = remove_stale_run(train_dir, ckpt_dir)
+    if removed and old is not None:
+        changed = sorted(k for k in ident if old.get(k) != ident[k])
+        print(f"train: the run in {train_dir} was made from different inputs (changed: {', '.join(changed)}); "
+              f"removed it to start over from the imported weights: {', '.join(removed)}", flush=True)
+    write_json_atomic(ident_path, ident, sort_keys=True)
+    return removed
+
+
+def remove_stale_run(train_dir: Path, ckpt_dir: Path) -> list[str]:
+    """Delete what a run of other inputs left: its checkpoints, its per-run files and the data
+    index cache (keyed by shard paths, not contents). Returns the paths removed."""
+    removed = []
+    for path in [ckpt_dir, *(train_dir / name for name in (*RUN_FILES, *RUN_DIRS))]:
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+        else:
+            continue
+        removed.append(str(path))
+    return removed

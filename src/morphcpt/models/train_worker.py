@@ -7,5 +7,8 @@ from pathlib import Path
 
 if __name__ == "__main__":
     from morphcpt.models.recipe import train
+    from morphcpt.models.run_lock import worker_lock
 
-    train(json.loads(Path(sys.argv[1]).read_text()))
+    spec = json.loads(Path(sys.argv[1]).read_text())
+    with worker_lock(Path(spec["train_dir"])):  # rank 0: an orphaned worker still holds its folder
+        train(spec)
