@@ -24,9 +24,11 @@ rule train:
         **{k: v for k, v in gpu_resources("train").items() if k != "gpu"},
         gpu=lambda wc: config["families"][wc.family]["parallelism"]["gpus"],
         out_mb=out_mb("train"),
-    # Retries resume a preempted or timed-out run from its last checkpoint. A failed step-0 gate is
-    # not retried: its report is kept and the retried job stops at once, before any GPU work.
-    retries: 2
+    # No Snakemake retries: they would repeat a deterministic refusal (failed gate, changed
+    # config, bad input), on Slurm after another wait for GPUs. Transient stops resume through
+    # Slurm's requeue (preemption, node failure; a job stopped before its time limit requeues
+    # itself after saving: morphcpt.models.slurm_requeue), or locally by running again.
+    retries: 0
     conda:
         NEMO_ENV
     container:
