@@ -130,5 +130,5 @@ def test_benchmark_split_reads_quoted_words_labels_and_fields(tmp_path, toy_dir)
                  str(bench), "--output", str(out), "--cache-dir", str(tmp_path / "cache")]) == 0
     assert json.loads(out.read_text())["cutter_by_benchmark"]["on benchmark target words"]["words"] == 3
     bench.write_text('{"label": "x"}\nnot json\n')
-    with pytest.raises(MorphcptError, match=r"bench.jsonl:2: not a JSON line"):
+    with pytest.raises(MorphcptError, match=r"bench.jsonl:2: not valid JSON"):
         benchmark_words([bench])

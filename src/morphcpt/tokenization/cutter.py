@@ -364,20 +364,33 @@ class Cutter:
         return analysis.markers == PREFIX and len(analysis.cuts) == 1 and analysis.cuts[0] <= 2 and _vowel(part[analysis.cuts[0] - 1])
 
     def _word_cuts(self, word: str) -> tuple[int, ...]:
-        cuts: list[int] = []
-        start = 0
-        parts = word.split("-")
-        for index, part in enumerate(parts):
-            if index:
-                cuts.extend((start - 1, start))
-            if not (index < len(parts) - 1 and part.lower() in self.inventory.prefix_set):  # makapag|-|aral
-                cuts.extend(start + c for c in self.part_cuts(part))
-            start += len(part) + 1
-        return tuple(c for c in cuts if 0 < c < len(word))
+        def part_cuts(index: int, part: str, parts: int) -> tuple[int, ...]:
+            if index < parts - 1 and part.lower() in self.inventory.prefix_set:
+                return ()  # makapag|-|aral
+            return self.part_cuts(part)
+
+        return hyphenated_cuts(word, part_cuts)
 
     def segment(self, word: str) -> list[str]:
         bounds = [0, *self.word_cuts(word), len(word)]
         return [word[a:b] for a, b in zip(bounds, bounds[1:])]
+
+
+def hyphenated_cuts(word: str, part_cuts) -> tuple[int, ...] | None:
+    """A word's cuts from its hyphen-separated parts' (a hyphen is cut on both sides):
+    part_cuts(index, part, number of parts) gives a part's own cuts, or None for none at all."""
+    cuts: list[int] = []
+    start = 0
+    parts = word.split("-")
+    for index, part in enumerate(parts):
+        if index:
+            cuts.extend((start - 1, start))
+        own = part_cuts(index, part, len(parts))
+        if own is None:
+            return None
+        cuts.extend(start + c for c in own)
+        start += len(part) + 1
+    return tuple(c for c in cuts if 0 < c < len(word))
 
 
 def sound_root(root: str, max_syllables: int = 3) -> bool:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from morphcpt.errors import MorphcptError
 from morphcpt.tokenization.affixes import AffixInventory, default_inventory
-from morphcpt.tokenization.cutter import analyses
+from morphcpt.tokenization.cutter import analyses, hyphenated_cuts
 from morphcpt.tokenization.lexicon_sources import Paradigm, is_dev_lemma
 
 # Hand annotations of held-out forms the generator cannot explain (checked against the lemma).
@@ -60,24 +60,17 @@ def segmentation_cuts(segmentation: str) -> tuple[str, list[int]]:
 
 def oracle_cuts(form: str, lemma: str, inventory: AffixInventory) -> list[int] | None:
     """Cut offsets of form given its root (see the module doc), or None if no analysis has the root."""
-    cuts: list[int] = []
-    start = 0
-    parts = form.split("-")
-    for index, part in enumerate(parts):
-        if index:
-            cuts.extend((start - 1, start))
-        if part == lemma or (len(parts) > 1 and part in inventory.prefix_set):
-            best: tuple[int, ...] | None = ()
-        else:
-            best = None
-            for analysis in analyses(part, inventory):
-                if lemma in analysis.roots and (best is None or len(analysis.cuts) > len(best)):
-                    best = analysis.cuts
-            if best is None:
-                return None
-        cuts.extend(start + c for c in best)
-        start += len(part) + 1
-    return [c for c in cuts if 0 < c < len(form)]
+    def part_cuts(index: int, part: str, parts: int) -> tuple[int, ...] | None:
+        if part == lemma or (parts > 1 and part in inventory.prefix_set):
+            return ()
+        best = None
+        for analysis in analyses(part, inventory):
+            if lemma in analysis.roots and (best is None or len(analysis.cuts) > len(best)):
+                best = analysis.cuts
+        return best
+
+    cuts = hyphenated_cuts(form, part_cuts)
+    return None if cuts is None else list(cuts)
 
 
 def kind_of(word: str, bounds: list[int]) -> str:

@@ -52,19 +52,7 @@ def read_gold_records(path: Path) -> list[dict]:
     """Gold lines as dicts: word, boundaries, and optional kind (monomorphemic words are the
     false-cut test) and frequency (occurrences in running text, weighting the false-cut rate)."""
     gold = []
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise MorphcptError(f"{path}: cannot read ({exc})") from exc
-    for line_no, raw in jsonl_lines(io.BytesIO(data)):
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise MorphcptError(f"{path}:{line_no}: invalid UTF-8 ({exc.reason} at byte {exc.start})") from exc
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise MorphcptError(f"{path}:{line_no}: not valid JSON ({exc.msg})") from exc
+    for line_no, record in _json_lines(path):
         word = record.get("word") if isinstance(record, dict) else None
         bounds = record.get("boundaries") if isinstance(record, dict) else None
         if not isinstance(word, str) or not word or not isinstance(bounds, list):
@@ -82,6 +70,24 @@ def read_gold_records(path: Path) -> list[dict]:
     if not gold:
         raise MorphcptError(f"{path}: no gold words")
     return gold
+
+
+def _json_lines(path: Path):
+    """(line number, parsed JSON) per non-blank line; a byte order mark is accepted; an unreadable
+    file, invalid UTF-8 or invalid JSON is an error naming file:line."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise MorphcptError(f"{path}: cannot read ({exc})") from exc
+    for line_no, raw in jsonl_lines(io.BytesIO(data)):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise MorphcptError(f"{path}:{line_no}: invalid UTF-8 ({exc.reason} at byte {exc.start})") from exc
+        try:
+            yield line_no, json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise MorphcptError(f"{path}:{line_no}: not valid JSON ({exc.msg})") from exc
 
 
 def _char_to_byte(word: str, base: int) -> list[int]:
@@ -251,15 +257,7 @@ def benchmark_words(paths: list[Path]) -> set[str]:
                 yield from texts(value)
 
     for path in paths:
-        try:
-            data = Path(path).read_bytes()
-        except OSError as exc:
-            raise MorphcptError(f"{path}: cannot read ({exc.strerror})") from exc
-        for line_no, raw in jsonl_lines(io.BytesIO(data)):
-            try:
-                item = json.loads(raw.decode("utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise MorphcptError(f"{path}:{line_no}: not a JSON line ({exc})") from exc
+        for line_no, item in _json_lines(path):
             if not isinstance(item, dict):
                 raise MorphcptError(f"{path}:{line_no}: expected a JSON object per line")
             for text in texts(item.get("prompts", [])):
