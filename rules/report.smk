@@ -2,7 +2,10 @@
 # compare: every family side by side (each mode's gain over vanilla, per family).
 # The report code is an input: editing it rebuilds the tables (cheap), never the evaluations.
 
-REPORT_SOURCES = [str(Path(workflow.basedir) / "src" / "morphcpt" / "evaluation" / "report.py")]
+REPORT_SOURCES = [
+    str(Path(workflow.basedir) / "src" / "morphcpt" / "evaluation" / f)
+    for f in ("report.py", "report_tables.py", "report_plots.py")
+]
 
 # Snakemake's HTML report (`snakemake --report report.html`, `make report`): the outputs marked
 # report(...) below, one category per stage, one subcategory per family, a caption each.

@@ -48,9 +48,12 @@ def test_aggregate_table_has_every_point_with_stderr(family_reports):
                 assert r["delta_base_stderr"] > 0
     assert {r["group"] for r in rows} == {"micro", "macro", "subtask:a", "subtask:b"}
     md = md_path.read_text()
-    assert "## pacute MCQ (3-shot, n=40)" in md and "## cute GEN (3-shot, n=40)" in md
-    assert "| base | 0 |" in md and "±" in md and "## Protocol" in md and "a (n=20)" in md
+    assert "## pacute MCQ (3-shot, n=40, chance 0.250)" in md and "## cute GEN (3-shot, n=40)" in md
+    assert "| base | 0 |" in md and "±" in md and "## Protocol" in md
     assert "normalized_match macro" in md and "Δ base (micro)" in md
+    # per subtask: n and chance beside one value per point
+    assert "| subtask | n | chance | base 0 | vanilla 15 |" in md and "| a | 20 | 0.250 | 0.306 |" in md
+    assert "Holm's correction over the" in md and "one standard error" in md
     assert png_path.read_bytes()[:8] == PNG_MAGIC
 
 
@@ -71,7 +74,16 @@ def test_compare_gains_over_vanilla(family_reports, tmp_path):
             if mode != "vanilla":
                 assert float(r["gain_stderr"]) > 0
     md = out[1].read_text()
-    assert "gemma_x patok" in md and "llama_x stochastok" in md and "(+0.070" in md and "## Protocol" in md
+    assert "gemma_x patok" in md and "llama_x stochastok" in md and "## Protocol" in md
+    main = md.split("## Main table")[1].split("\n\n")[1].splitlines()
+    header = [c.strip() for c in main[0].strip("|").split("|")]
+    assert header[:5] == ["benchmark", "format", "n", "n-shot", "chance"] and "gemma_x patok Δ vanilla" in header
+    pacute_mcq = dict(zip(header, (c.strip() for c in next(l for l in main if l.startswith("| pacute | MCQ")).strip("|").split("|"))))
+    # one number per cell; the fake stderrs (~0.08) make +0.070 not significant
+    assert pacute_mcq["gemma_x patok"] == f"{score('gemma_x', 'patok', 30, 'pacute', 'mcq'):.3f}"
+    assert pacute_mcq["gemma_x patok Δ vanilla"] == "+0.070" and pacute_mcq["chance"] == "0.250"
+    assert pacute_mcq["n"] == "40" and "±" not in next(l for l in main if l.startswith("| pacute | MCQ"))
+    assert "Holm's correction over the 16 Δ vanilla tests" in md  # 2 families x 2 modes x 4 benchmark formats
     assert out[2].read_bytes()[:8] == PNG_MAGIC
 
 
@@ -156,3 +168,30 @@ def test_gain_stderr_is_paired_over_the_same_items(tmp_path):
     _with_items(paths[2], patok_ok, ids[:-1])
     with pytest.raises(MorphcptError, match="scored different items"):
         aggregate_family(paths, *[tmp_path / n for n in ("t.csv", "t.md", "t.png")], family="f")
+
+
+def test_holm_correction_and_p_values():
+    from morphcpt.evaluation.report_tables import holm, p_value
+
+    assert p_value(0.1, 0.05) == pytest.approx(0.0455, abs=1e-3)
+    assert p_value(0.0, 0.0) is None and p_value(float("nan"), 0.1) is None
+    # 3 tests: the smallest is compared with 0.05/3, then 0.05/2, then 0.05
+    significant, m = holm({"a": 0.01, "b": 0.02, "c": 0.04, "d": None})
+    assert m == 3 and significant == {"a", "b", "c"}
+    significant, m = holm({"a": 0.03, "b": 0.04})
+    assert m == 2 and significant == set()  # 0.03 > 0.05/2: the step-down stops at once
+
+
+def test_plot_y_range_follows_the_data():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from morphcpt.evaluation.report_plots import fit_ylim
+
+    fig, ax = plt.subplots()
+    fit_ylim(ax, [0.41, 0.44], [0.01, 0.01], [0.25])
+    lo, hi = ax.get_ylim()
+    assert 0.2 < lo < 0.25 and 0.45 < hi < 0.5  # a few points stay visible, chance in range
+    plt.close(fig)
