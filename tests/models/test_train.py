@@ -404,3 +404,23 @@ def test_the_training_data_holds_a_sample_for_every_step(tmp_path, imported_nemo
     need = 200 * GBS
     assert result["weighted"] >= need, result
     assert result["unweighted"] and f"fewer than max_steps x global_batch_size = {need}" in result["unweighted"], result
+
+
+def test_the_step0_reference_model_is_released_before_training(tiny_llama_hf, monkeypatch):
+    """The HF model of the step-0 reference (8B in fp32: 32 GB) is gone when the losses are
+    returned, before the driver launches the workers (on GPUs it also runs in a child process)."""
+    import gc
+    import weakref
+
+    from morphcpt.models import hf_reference
+    from morphcpt.models.step0_gate import hf_reference_losses
+
+    models = []
+    load = hf_reference.load_hf_reference
+    monkeypatch.setattr(hf_reference, "load_hf_reference", lambda d: models.append(weakref.ref(m := load(d))) or m)
+    tokens = [128000, 9906, 1917, 13, 128001, 128000, 40, 1097, 1618, 128001]
+    sample = {"tokens": tokens, "labels": tokens[1:] + [128001], "loss_mask": [1.0] * len(tokens)}
+    losses = hf_reference_losses(tiny_llama_hf, [sample], eod_id=128001)
+    gc.collect()
+    assert len(models) == 1 and models[0]() is None  # no reference to the model is left
+    assert losses["loss_causal"] != losses["loss_document"] and losses["tokens"] == len(tokens)

@@ -100,6 +100,20 @@ def compute_step0_reference(spec: dict[str, Any]) -> dict[str, Any]:
     return ref
 
 
+def compute_step0_reference_released(spec: dict[str, Any]) -> dict[str, Any]:
+    """`compute_step0_reference`, leaving nothing on a training GPU once the workers start: on
+    GPUs it runs in a spawned child process that exits before the launch (the driver never opens
+    a CUDA context on cuda:0, where rank 0 trains); on CPU in this process, where
+    `hf_reference_losses` drops the model before returning."""
+    if not spec["gpus"]:
+        return compute_step0_reference(spec)
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(compute_step0_reference, spec).result()
+
+
 def verdict(nemo_loss: float | None, ref: dict[str, Any], tolerance: float) -> dict[str, Any]:
     """The gate's report: passed only if NeMo's step-0 loss is within `tolerance` (relative) of the
     declared objective's HF loss and closer to it than to the control objective's."""

@@ -107,7 +107,7 @@ def run_training(spec: dict[str, Any], done_path: Path, metrics_path: Path,
 def _train_holding_the_folder(spec: dict[str, Any], done_path: Path, metrics_path: Path,
                               env_extra: dict[str, str] | None, software: dict[str, Any]) -> dict[str, Any]:
     from morphcpt.models.packed_data import nemo_tokenizer_dir
-    from morphcpt.models.step0_gate import compute_step0_reference
+    from morphcpt.models.step0_gate import compute_step0_reference_released
 
     t = spec["training"]
     train_dir, ckpt_dir = Path(spec["train_dir"]), Path(spec["checkpoint_dir"])
@@ -129,7 +129,7 @@ def _train_holding_the_folder(spec: dict[str, Any], done_path: Path, metrics_pat
         print(f"train: the final checkpoint ({latest[1].name}) exists; nothing left to train", flush=True)
     else:
         if not (train_dir / "step0_reference.json").is_file():
-            ref = compute_step0_reference(spec)
+            ref = compute_step0_reference_released(spec)  # released before the workers start
             print(f"train: step-0 HF reference loss {ref['loss_' + ref['objective']]:.6f} ({ref['objective']} "
                   f"attention; {ref['loss_' + ref['control']]:.6f} under {ref['control']} attention) over "
                   f"{ref['tokens']:.0f} tokens", flush=True)
