@@ -62,14 +62,27 @@ def _pyplot():
     return plt
 
 
+def _panels(plt: Any, count: int) -> tuple[Any, Any]:
+    cols = min(3, count)
+    nrows = math.ceil(count / cols)
+    return plt.subplots(nrows, cols, figsize=(5 * cols, 3.6 * nrows), squeeze=False)
+
+
+def _finish(plt: Any, fig: Any, axes: Any, used: int, title: str, png_path: str | Path) -> None:
+    for ax in list(axes.flat)[used:]:
+        ax.axis("off")
+    fig.suptitle(title)
+    fig.tight_layout()
+    save_figure(fig, png_path)
+    plt.close(fig)
+
+
 def plot_family(rows: list[dict[str, Any]], png_path: str | Path) -> None:
     """Primary metric (micro) vs step per mode, one panel per benchmark format, modes offset on x
     with their own markers so identical lines stay visible."""
     plt = _pyplot()
     panels = sorted({(r["benchmark"], r["format"]) for r in rows})
-    cols = min(3, len(panels))
-    nrows = math.ceil(len(panels) / cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(5 * cols, 3.6 * nrows), squeeze=False)
+    fig, axes = _panels(plt, len(panels))
     steps = sorted({r["step"] for r in rows})
     span = (max(steps) - min(steps)) or 1
     for ax, (bench, fmt) in zip(axes.flat, panels):
@@ -97,13 +110,8 @@ def plot_family(rows: list[dict[str, Any]], png_path: str | Path) -> None:
         ax.set_xlabel("CPT step (0 = base model)")
         ax.set_ylabel(f"{metric} (micro) ± 1 SE")
         ax.legend(fontsize=8)
-    for ax in list(axes.flat)[len(panels):]:
-        ax.axis("off")
-    fig.suptitle(f"{rows[0]['family']}: score vs step per tokenization mode ({ERRORBAR_NOTE}; "
-                 "each panel has its own y-range)")
-    fig.tight_layout()
-    save_figure(fig, png_path)
-    plt.close(fig)
+    _finish(plt, fig, axes, len(panels), f"{rows[0]['family']}: score vs step per tokenization mode "
+            f"({ERRORBAR_NOTE}; each panel has its own y-range)", png_path)
 
 
 def plot_comparison(out: list[dict[str, Any]], png_path: str | Path,
@@ -115,9 +123,7 @@ def plot_comparison(out: list[dict[str, Any]], png_path: str | Path,
     panels = sorted({(r["benchmark"], r["format"]) for r in primary})
     families = sorted({r["family"] for r in primary})
     modes = [BASE_MODE] + sorted({r["mode"] for r in primary}, key=mode_key)
-    cols = min(3, len(panels))
-    nrows = math.ceil(len(panels) / cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(5 * cols, 3.6 * nrows), squeeze=False)
+    fig, axes = _panels(plt, len(panels))
     width = 0.8 / len(modes)
     for ax, (bench, fmt) in zip(axes.flat, panels):
         shown, shown_err = [], []
@@ -148,10 +154,5 @@ def plot_comparison(out: list[dict[str, Any]], png_path: str | Path,
         ax.set_title(f"{bench} {fmt.upper()}")
         ax.set_ylabel(f"{PRIMARY_METRIC[fmt]} (micro) ± 1 SE")
         ax.legend(fontsize=7)
-    for ax in list(axes.flat)[len(panels):]:
-        ax.axis("off")
-    fig.suptitle(f"Final CPT step per family and mode (base = before CPT); {ERRORBAR_NOTE}; "
-                 "each panel has its own y-range; gains and significance in comparison.md")
-    fig.tight_layout()
-    save_figure(fig, png_path)
-    plt.close(fig)
+    _finish(plt, fig, axes, len(panels), f"Final CPT step per family and mode (base = before CPT); {ERRORBAR_NOTE}; "
+            "each panel has its own y-range; gains and significance in comparison.md", png_path)
