@@ -178,7 +178,8 @@ def run_pipeline(out: Path, smoke: bool, result: dict[str, Any], t_start: float)
                 write_fixture_shard(out / "shards" / "chunk_001", hf, texts[half:], chunk="001")]
     max_steps = SMOKE_STEPS if smoke else GPU_STEPS
     training = dict(SMOKE_TRAINING if smoke else GPU_TRAINING, max_steps=max_steps, lr=1e-4, min_lr=1e-5,
-                    warmup_steps=3, checkpoint_every=max_steps, step0_loss_tolerance=0.01)
+                    warmup_steps=3, checkpoint_every=max_steps,
+                    step0_loss_tolerance=1e-4 if smoke else 0.01)  # fp32 smoke: exact; bf16 on a GPU: 1%
     gpus = 0 if smoke else 1
     spec = make_spec(family={"arch": "llama", "parallelism": {**GPU_PARALLELISM, "gpus": gpus}}, nemo_dir=nemo,
                      hf_dir=hf, shard_files=[str(p) + e for p in prefixes for e in (".bin", ".idx", ".json")],
