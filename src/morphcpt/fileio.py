@@ -84,13 +84,13 @@ def removed_on_failure(tmp_paths: Iterable[str | Path], target: str | Path,
         raise
 
 
-def write_json_atomic(path: str | Path, data: Any, sort_keys: bool = False) -> None:
+def write_json_atomic(path: str | Path, data: Any, sort_keys: bool = False, allow_nan: bool = True) -> None:
     """Write JSON to a temporary name and rename it, so readers never see a half-written file
-    (and a full disk leaves no temporary file: NoSpaceError)."""
+    (and a full disk leaves no temporary file: NoSpaceError). allow_nan=False: strict JSON."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    data = (json.dumps(data, indent=1, ensure_ascii=False, sort_keys=sort_keys) + "\n").encode("utf-8")
+    data = (json.dumps(data, indent=1, ensure_ascii=False, sort_keys=sort_keys, allow_nan=allow_nan) + "\n").encode("utf-8")
     with removed_on_failure([tmp], path, len(data)):
         tmp.write_bytes(data)
         tmp.replace(path)

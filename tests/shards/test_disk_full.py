@@ -56,6 +56,16 @@ def test_json_writer(small_disk):
     assert _left(small_disk) == []
 
 
+def test_eval_result_json(small_disk):
+    from morphcpt.evaluation.run import write_result
+
+    out = small_disk / "tiny" / "eval" / "patok" / "step_30" / "cute.json"
+    with pytest.raises(NoSpaceError) as info:
+        write_result({"item_scores": [{"id": i, "prompt": "x" * 200} for i in range(6000)]}, out)
+    _one_line(str(info.value), out)
+    assert _left(small_disk) == []
+
+
 def test_split_chunks(small_disk, tmp_path):
     raw = write_jsonl(tmp_path / "raw" / "corpus.jsonl", small_corpus(12000))  # ~1.4 MB
     manifest = tmp_path / "raw" / "manifest.json"

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from morphcpt.errors import MorphcptError
+from morphcpt.fileio import write_json_atomic
 from morphcpt.evaluation.items import read_items
 from morphcpt.evaluation.scoring import (ANSWER_TERMINATOR, NORMALISERS, STOP_SEQUENCES, TARGET_DELIMITER,
                                          count_prefix_pairs)
@@ -301,12 +302,8 @@ def evaluate_model(model_dir: str | Path, items_path: str | Path, benchmark: str
 
 
 def write_result(result: dict[str, Any], out_path: str | Path) -> None:
-    """Strict JSON (no NaN), written atomically."""
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(out_path.name + ".tmp")
-    tmp.write_text(json.dumps(strict_json(result), indent=1, ensure_ascii=False, allow_nan=False) + "\n")
-    os.replace(tmp, out_path)
+    """Strict JSON (no NaN), written atomically (a full disk leaves no temporary file: NoSpaceError)."""
+    write_json_atomic(out_path, strict_json(result), allow_nan=False)
 
 
 # -- CLI: morphcpt eval --------------------------------------------------------------------------
