@@ -1,5 +1,13 @@
 # Stage: export each kept checkpoint to HF, with a parity gate (exported HF vs NeMo forward).
 # The parity report is the export's last output: it exists only if the gate passed.
+from snakemake.logging import logger
+
+from morphcpt.models.export import deleted_checkpoints
+
+# Checkpoints are not declared outputs: a deleted one is reported here (a dry run shows it).
+if workflow.is_main_process:
+    for _line in deleted_checkpoints(config, layout):
+        logger.warning(f"morphcpt: warning: {_line}")
 
 
 rule export:
