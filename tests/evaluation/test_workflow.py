@@ -60,8 +60,12 @@ def test_demo_evaluation_and_reports_through_snakemake(tmp_path, repo_root, llam
         assert manifest["items"] > 0 and manifest["source"] == config["evaluation"]["benchmarks"][b]["source"]
     points = [(mode, step) for mode in config["modes"] for step in config["export"]["steps"]]
     for b in BENCHMARKS:
-        result = json.loads((wf / f"results/{family}/eval/base/step_0/{b}.json").read_text())
+        text = (wf / f"results/{family}/eval/base/step_0/{b}.json").read_text()
+        result = json.loads(text, parse_constant=lambda c: pytest.fail(f"{b}: {c} in the result JSON"))
         assert result["provenance"]["mode"] == "base" and result["provenance"]["step"] == 0
+        tasks = wf / f"results/{family}/eval/base/step_0/{b}.lm_eval_tasks"  # the rule's `tasks` output
+        assert (tasks / "utils.py").is_file() and f"--include_path {tasks.relative_to(wf)}" in result["reproduce"]
+        assert {p.stem for p in tasks.glob("*.yaml")} >= set(result["task_folder"]["groups"])
         assert result["provenance"]["model_dir"].endswith(f"{family}/hf")
         assert result["provenance"]["sources"]["benchmark"] == b
         assert all(s["n"] == 3 for s in result["summary"].values())
