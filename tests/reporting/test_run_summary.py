@@ -42,7 +42,7 @@ def test_every_gate_training_software_and_logs(tmp_path, train_folders):
     cells = [c.strip() for c in van.strip("|").split("|")]
     # mode, steps, tokens, launches, resumed at, redone, final loss, time, tokens/s, checkpoints
     assert cells[1:6] == [str(MAX_STEPS), str(MAX_STEPS * GBS * SEQ), "2", "6", "4"]
-    assert cells[6] == f"{10.0 - 0.2 * 19:.3g}" and cells[9] == "10 20"
+    assert cells[6] == f"{10.0 - 0.2 * 19:.4g}" and cells[9] == "10 20"
     assert "| nemo | 2.7.0 | import_parity, train x2, export x4 |" in md
     assert "[logs/train/fam/vanilla.log](../../logs/train/fam/vanilla.log)" in md
     assert "logs/train/fam/patok.log (missing)" in md

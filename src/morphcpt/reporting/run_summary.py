@@ -39,7 +39,7 @@ def verdict(passed: Any) -> str:
 
 
 def _g(x: Any) -> str:
-    return "–" if x is None else f"{x:.3g}" if isinstance(x, float) else str(x)
+    return "–" if x is None else f"{x:.4g}" if isinstance(x, float) else str(x)
 
 
 def _parity_rows(family: str, item: str, mode: str, step: Any, report: dict[str, Any], source: str):
