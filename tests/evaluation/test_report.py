@@ -182,6 +182,13 @@ def test_holm_correction_and_p_values():
     assert m == 2 and significant == set()  # 0.03 > 0.05/2: the step-down stops at once
 
 
+def test_all_zero_cells_say_so():
+    from morphcpt.evaluation.report_tables import fmt
+
+    assert fmt(0.0, 0.0) == "0.000 (every item 0)" and fmt(0.25, 0.0) == "0.250 ± 0.000"
+    assert fmt(0.4, 0.05) == "0.400 ± 0.050" and fmt(float("nan")) == "–"
+
+
 def test_plot_y_range_follows_the_data():
     import matplotlib
 

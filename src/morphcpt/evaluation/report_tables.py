@@ -29,6 +29,8 @@ def fmt(value: float | None, stderr: float | None = None, signed: bool = False) 
     if isnan(value):
         return "–"
     text = f"{value:+.3f}" if signed else f"{value:.3f}"
+    if not isnan(stderr) and stderr == 0 and not signed and value in (0.0, 1.0):
+        return f"{text} (every item {int(value)})"  # not "0.000 ± 0.000"
     return text if isnan(stderr) else f"{text} ± {stderr:.3f}"
 
 
