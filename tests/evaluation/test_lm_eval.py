@@ -267,3 +267,19 @@ def test_lm_eval_cli_reproduces_the_pipeline_scores(tmp_path, tiny_results):
             sample = json.loads(line)
             theirs[sample["doc"]["id"]] = sample[primary[sample["doc"]["format"]]]
     assert theirs == ours
+
+
+def test_morphcpt_eval_defaults_are_the_pipelines():
+    """`morphcpt eval` without options scores as the evaluate rule does with the default config."""
+    import yaml
+
+    from morphcpt.cli import build_parser
+    from morphcpt.config import SCHEMA_PATH
+
+    ev = yaml.safe_load(SCHEMA_PATH.read_text())["properties"]["evaluation"]["properties"]
+    args = build_parser("eval").parse_args(["eval", "--model", "m", "--benchmark", "pacute", "--items", "i",
+                                            "--output", "o.json"])
+    assert args.seed == ev["seed"]["default"] and args.max_gen_tokens == ev["max_gen_tokens"]["default"]
+    assert args.mcq_shots == ev["num_fewshot"]["properties"]["mcq"]["default"] == 3
+    assert args.gen_shots == ev["num_fewshot"]["properties"]["gen"]["default"] == 3
+    assert args.batch_size == ev["batch_size"]["default"] and args.limit is None
