@@ -283,3 +283,17 @@ def test_morphcpt_eval_defaults_are_the_pipelines():
     assert args.mcq_shots == ev["num_fewshot"]["properties"]["mcq"]["default"] == 3
     assert args.gen_shots == ev["num_fewshot"]["properties"]["gen"]["default"] == 3
     assert args.batch_size == ev["batch_size"]["default"] and args.limit is None
+
+
+def test_micro_stderr_is_over_the_items_not_lm_evals_pooled_one():
+    """lm-eval's pooled group stderr was 0.0 for hierarchical acc 2/12 in the demo (each level's two
+    items scored alike); the summary's stderr is the items' sample sd / sqrt(n)."""
+    import math
+    import statistics
+
+    from morphcpt.evaluation.summary import micro_cell
+
+    values = [1.0, 1.0] + [0.0] * 10
+    cell = micro_cell({"acc,none": 2 / 12, "acc_stderr,none": 0.0}, "acc", values)
+    assert cell["value"] == pytest.approx(2 / 12)
+    assert cell["stderr"] == pytest.approx(statistics.stdev(values) / math.sqrt(12)) and cell["stderr"] > 0.1

@@ -42,7 +42,7 @@ def fit_ylim(ax: Any, values: list[float], errors: list[float], extra: list[floa
         return
     lo, hi = min(lows), max(highs)
     pad = max(0.02, 0.15 * (hi - lo))
-    ax.set_ylim(max(-0.01, lo - pad), min(1.01, hi + pad))
+    ax.set_ylim(max(0.0, lo - pad), min(1.0, hi + pad))  # scores live in [0, 1]
 
 
 def save_figure(fig: Any, path: str | Path) -> None:
@@ -96,7 +96,7 @@ def plot_family(rows: list[dict[str, Any]], png_path: str | Path) -> None:
             offset = (j - (len(modes) - 1) / 2) * 0.015 * span  # identical lines stay visible
             ax.errorbar([r["step"] + offset for r in pts], [r["value"] for r in pts],
                         yerr=[_se(r["stderr"]) for r in pts],
-                        marker=MARKERS[j % len(MARKERS)], capsize=3, alpha=0.85, label=mode)
+                        marker=MARKERS[j % len(MARKERS)], capsize=3, alpha=0.85, label=mode, clip_on=False)
         if not modes and base:
             ax.errorbar([0], [base[0]["value"]], yerr=[_se(base[0]["stderr"])], marker="o", capsize=3, label=BASE_MODE)
         chance = [r["value"] for r in rows if r["benchmark"] == bench and r["format"] == fmt
@@ -142,7 +142,7 @@ def plot_comparison(out: list[dict[str, Any]], png_path: str | Path,
                     vals.append(r["value"])
                     errs.append(_se(r["stderr"]))
             xs = [i + (j - (len(modes) - 1) / 2) * width for i in range(len(families))]
-            ax.errorbar(xs, vals, yerr=errs, fmt=MARKERS[j % len(MARKERS)], capsize=3, label=mode)
+            ax.errorbar(xs, vals, yerr=errs, fmt=MARKERS[j % len(MARKERS)], capsize=3, label=mode, clip_on=False)
             shown += vals
             shown_err += errs
         level = (chance or {}).get((bench, fmt))

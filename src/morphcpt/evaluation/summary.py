@@ -1,5 +1,5 @@
 """The scores of one evaluation, from lm-eval's results and samples: per format the micro average
-(lm-eval group), the macro average (subtasks weighted equally), every subtask and every question
+(lm-eval group; its stderr over items, see `micro_cell`), the macro average (subtasks weighted equally), every subtask and every question
 type (each metric as value and standard error, with n), and the per-item records.
 
 Missing values (a standard error of one item, lm-eval's "N/A") are `None`: the result JSON is
@@ -56,6 +56,16 @@ def _cell(entry: dict[str, Any], metric: str) -> dict[str, float | None]:
     return {"value": as_float(value), "stderr": as_float(stderr)}
 
 
+def micro_cell(entry: dict[str, Any], metric: str, values: list[float]) -> dict[str, float | None]:
+    """The group's value from lm-eval, its stderr over all the format's items (sample sd / sqrt(n)).
+    lm-eval's pooled group stderr leaves out the spread between subtask means (0.0 for an
+    accuracy of 2/12 whose levels each score 0 or 1 throughout), so it is not used."""
+    cell = _cell(entry, metric)
+    if values:
+        cell["stderr"] = mean_cell(values)["stderr"]
+    return cell
+
+
 def mean_cell(values: list[float]) -> dict[str, float | None]:
     """Mean and standard error (sample sd / sqrt(n), as lm-eval's mean_stderr) of per-item scores."""
     n = len(values)
@@ -98,7 +108,8 @@ def summarize(result: dict[str, Any], records: list[dict], benchmark: str, setti
             "n_shot": s["n_shot"],
             "max_gen_toks": s["max_gen_toks"],
             "fewshot_fallbacks": s["fewshot_fallbacks"],
-            "micro": {m: _cell(result["results"][group_name(benchmark, fmt)], m) for m in metrics},
+            "micro": {m: micro_cell(result["results"][group_name(benchmark, fmt)], m,
+                                    [float(r[m]) for recs in by_type.values() for r in recs]) for m in metrics},
             "macro": {m: macro_average([per_subtask[x][m] for x in per_subtask]) for m in metrics},
             "subtasks": per_subtask,
             "question_types": {qt: {"n": len(recs), **{m: mean_cell([float(r[m]) for r in recs]) for m in metrics}}
