@@ -62,7 +62,8 @@ def protocol_markdown() -> str:
         "item's normalisers (both sides); `exact_match` is strict; `contains_match` looks for the gold in the line.",
         "- **Normalisers** (chosen per item from benchmark, subtask and gold; case, diacritics and hyphens, which "
         "mark the affix type, are kept):", normalisers,
-        "- **Averages**: `micro` = all items equally (lm-eval group); `macro` = subtasks equally.",
+        "- **Averages**: `micro` = all items equally (lm-eval group; SE over the items); `macro` = subtasks "
+        "equally (SE sqrt(sum se²)/k).",
         "- **±**: one standard error over items (sample sd / sqrt(n)); the same in every figure's error bars. "
         "Δ base and Δ vanilla are paired over the same items (sd of per-item differences / sqrt(n)).",
         "- **Significance**: z = Δ / SE, two-sided; `*` = significant at 0.05 after Holm's correction over every "
