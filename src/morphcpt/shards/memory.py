@@ -5,8 +5,9 @@ The tokenizer and the mode processors hold a whole document (and a whole batch o
 at once, so a job's peak grows with the largest batch of text it handles. Measured on
 2026-12-02 (2-core VM, real Llama-3 tokenizer, one document of 0.01 / 2 / 8 MB, threads 1):
 peak RSS 445 / 794 / 1809 MB in vanilla, 825 MB for 2 MB in StochasTok and Patok, i.e. about
-450 MB plus 170-190 bytes per byte of text. The bound below rounds that up. With `threads`
-workers, the `threads` largest batches may be in memory at once.
+450 MB plus 170-190 bytes per byte of text; a 1 MB Patok document peaked at 660-680 MB. The
+bound below rounds both up (600 MB + 200 B/B). With `threads` workers, the `threads` largest
+batches may be in memory at once.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 from morphcpt.corpus import jsonl_lines
 from morphcpt.errors import MorphcptError
 
-BASE_MB = 500  # interpreter, tokenizer, megatron-core, the mode's tables
+BASE_MB = 600  # interpreter, tokenizer, megatron-core, the mode's tables
 BYTES_PER_TEXT_BYTE = 200  # peak memory per byte of JSONL text in flight
 
 
