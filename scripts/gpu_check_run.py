@@ -122,8 +122,6 @@ def main(out: Path, smoke: bool) -> int:
 
 
 def run_pipeline(out: Path, smoke: bool, result: dict[str, Any], t_start: float) -> None:
-    import yaml
-
     from model_fixtures import write_fixture_shard  # tests/models (on PYTHONPATH via gpu_check.sh)
     from morphcpt.errors import MorphcptError
     from morphcpt.models.export import export_checkpoint
@@ -131,8 +129,9 @@ def run_pipeline(out: Path, smoke: bool, result: dict[str, Any], t_start: float)
     from morphcpt.models.synthetic import write_synthetic_model
     from morphcpt.models.train import make_spec, run_training
     from morphcpt.testing import tagalog_texts
+    from morphcpt.yamlio import load_yaml
 
-    parity = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["parity"]
+    parity = load_yaml(REPO / "config" / "config.yaml")["parity"]
     shape = SMOKE_MODEL if smoke else GPU_MODEL
     result["environment"] = environment()
 
