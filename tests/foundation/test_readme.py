@@ -18,10 +18,12 @@ def test_readme_quickstart_commands_exist(repo_root):
 
 # -- every command the README shows runs as written (parsed and checked, not executed) ---------------
 
+import os  # noqa: E402
 import re  # noqa: E402
 import shlex  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
@@ -137,3 +139,25 @@ def test_readme_demo_paths_are_where_make_demo_writes(repo_root):
     demo_section = readme[readme.index("## Quickstart"):readme.index("## On a Slurm GPU cluster")]
     shown = set(re.findall(r"\b(results[\w-]*)/", demo_section)) | set(re.findall(r"\b(results[\w-]*)/", makefile))
     assert shown == {demo_root}, f"the demo section and Makefile name {shown}; make demo writes {demo_root}/"
+
+
+def test_readme_cpu_commands_run(repo_root, tmp_path, llama3_tokenizer_dir):
+    """The README's CPU commands that write nothing into the repository run as written, from the
+    repository root (an --output is redirected into a temporary folder)."""
+    from morphcpt.assets import cache_dir
+
+    commands = [c for c in readme_commands((repo_root / "README.md").read_text())
+                if c.startswith(("morphcpt plan ", "morphcpt segment "))]
+    assert {c.split()[1] for c in commands} == {"plan", "segment"}
+    bin_dir = Path(sys.executable).parent
+    for command in dict.fromkeys(commands):
+        argv = shlex.split(command)
+        if "--output" in argv:
+            argv[argv.index("--output") + 1] = str(tmp_path / "out.jsonl")
+        if "--tokenizer" in argv:  # the folder make setup extracts (cache_dir() may be elsewhere here)
+            assert argv[argv.index("--tokenizer") + 1] == ".cache/morphcpt/llama3-tokenizer"
+            assert llama3_tokenizer_dir == cache_dir() / "llama3-tokenizer" or "MORPHCPT_CACHE" in os.environ
+            argv[argv.index("--tokenizer") + 1] = str(llama3_tokenizer_dir)
+        proc = subprocess.run([str(bin_dir / argv[0]), *argv[1:]], cwd=repo_root, capture_output=True, text=True,
+                              timeout=300)
+        assert proc.returncode == 0, f"{command}: {proc.stderr[-2000:]}"
