@@ -95,6 +95,8 @@ def output_bytes(config: dict[str, Any], rule: str, wildcards: dict[str, str] | 
     if rule in ("download_corpus", "split_chunks"):
         # raw UTF-8 text: roughly 3.5 bytes per canonical token for Tagalog web text
         return corpus["estimated_tokens"] * 3.5
+    if rule == "evaluate":
+        return eval_tokens(config) * EVAL_BYTES_PER_TOKEN
     return 0.0
 
 
@@ -125,6 +127,9 @@ EVAL_EMBEDDED_SHOTS = {"cute": 4}  # CUTE prompts hold their examples: none adde
 # ~20k log-likelihood requests + 6k generations, ~2.6 M context tokens; 8B on one H100 ≈ 6-12 min):
 # padding, per-token generation steps and model loading.
 EVAL_MEASURED_FACTOR = 3.0
+# What an evaluate job writes per token it scores: the lm-eval task folders hold every prompt with
+# its examples (10.6 MB for the pinned files at 3-shot: 3.1 B/token), plus the result JSONs.
+EVAL_BYTES_PER_TOKEN = 4.0
 
 
 def eval_tokens(config: dict[str, Any]) -> float:

@@ -103,6 +103,8 @@ def test_sigterm_gets_the_configured_grace_beyond_torchruns_30_s(tmp_path, to_ev
     assert step >= 3 and step == int((paths["train_dir"] / "progress-1").read_text())
     assert sorted(p.name for p in ckpts[0].iterdir()) == ["rank0.pt", "rank1.pt"]
     assert 35 <= result["grace_s"] < 60
+    # torchrun handled the SIGTERM: its shutdown timeout (the grace) is what let rank 1 finish
+    assert "got signal: 15" in paths["log"].read_text()
     assert not any(psutil.pid_exists(p["pid"]) for p in result["pids"])
 
 
@@ -114,6 +116,7 @@ def test_a_save_longer_than_the_grace_is_killed_at_the_grace(tmp_path):
     print(f"grace given after SIGTERM: {result['grace_s']:.1f} s (configured 2 s, save 60 s)")
     assert result["error"] and "interrupted by signal 15" in result["error"]
     assert result["grace_s"] < 2 + 12
+    assert "got signal: 15" in paths["log"].read_text()  # torchrun's shutdown timeout = the grace
     names = [p.name for p in (paths["train_dir"] / "checkpoints").iterdir()]
     assert len(names) == 1 and names[0].endswith("-unfinished")
     time.sleep(0.5)

@@ -108,13 +108,15 @@ def launch_worker(spec: dict[str, Any], env_extra: dict[str, str] | None = None,
     crashed or preempted worker leaves Megatron's spawned checkpoint-writer processes behind, and
     torchrun's ranks live in sessions of their own, so a process-group kill would miss both.
 
-    SIGTERM (docs/design.md §6): torchrun and the ranks start with SIGTERM ignored (torchrun is
-    told not to handle it: its own handler would SIGKILL the ranks after its shutdown timeout)
-    until each rank's SaveOnSigterm callback takes it over. A SIGTERM to the driver (a local kill
-    or Ctrl-C reaches only the driver; Slurm signals every process of the step) is passed on to
-    every process below it, so each rank's save path runs. The driver then waits
-    `training.preemption_grace_s` (+ KILL_SLACK_S); torchrun, once the first rank has exited,
-    waits the same grace for the others (TORCH_ELASTIC_SHUTDOWN_TIMEOUT) instead of its 30 s."""
+    SIGTERM (docs/design.md §6): a SIGTERM to the driver (a local kill or Ctrl-C reaches only the
+    driver; Slurm signals every process of the step) is passed on to every process below it, so
+    each rank's SaveOnSigterm callback runs its save. torchrun handles SIGTERM itself: it forwards
+    it to the ranks and SIGKILLs them after its shutdown timeout, set here to
+    `training.preemption_grace_s` (torch's default is 30 s). That is also the only torchrun path
+    with this timeout: when torchrun does not handle SIGTERM, the first rank to exit makes it stop
+    the others after a fixed 30 s (LocalElasticAgent._stop_workers). The driver waits the grace
+    (+ KILL_SLACK_S), then kills what is left. Until a rank's callback is installed, SIGTERM ends
+    it (nothing to save yet); a plain single process starts with SIGTERM ignored instead."""
     spec_path = Path(spec["train_dir"]) / "train_spec.json"
     write_json_atomic(spec_path, spec, sort_keys=True)
     grace = float(spec["training"]["preemption_grace_s"])
@@ -123,8 +125,10 @@ def launch_worker(spec: dict[str, Any], env_extra: dict[str, str] | None = None,
     src = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "") if env.get("PYTHONPATH") else src
     env["OMP_NUM_THREADS"] = str(max(1, spec.get("threads", 1) // ranks))
-    env["TORCHELASTIC_SIGNALS_TO_HANDLE"] = "SIGINT,SIGHUP,SIGQUIT"  # not SIGTERM: see above
-    env["TORCH_ELASTIC_SHUTDOWN_TIMEOUT"] = str(int(grace))
+    # torchrun's options read PET_<OPTION> (torch.distributed.argparse_util); TORCH_ELASTIC_SHUTDOWN_TIMEOUT
+    # is the same setting under its documented name. See the docstring for why SIGTERM is handled.
+    env["PET_SIGNALS_TO_HANDLE"] = "SIGTERM,SIGINT,SIGHUP,SIGQUIT"
+    env["PET_SHUTDOWN_TIMEOUT"] = env["TORCH_ELASTIC_SHUTDOWN_TIMEOUT"] = str(int(grace))
     if spec["gpus"] == 0 and ranks == 1:
         env.setdefault("MASTER_ADDR", "127.0.0.1")
         env["MASTER_PORT"] = str(_free_port())
