@@ -69,6 +69,8 @@ def test_demo_evaluation_and_reports_through_snakemake(tmp_path, repo_root, llam
         assert result["provenance"]["model_dir"].endswith(f"{family}/hf")
         assert result["provenance"]["sources"]["benchmark"] == b
         assert all(s["n"] == 3 for s in result["summary"].values())
+        # every demo question type has a second item: each example is of the item's own type
+        assert all(s["fewshot_fallbacks"] == [] for s in result["summary"].values())
         assert result["provenance"]["dtype"] == "float32" and result["provenance"]["num_fewshot"] == {"mcq": 1, "gen": 1}
         for mode, step in points:
             result["provenance"].update(mode=mode, step=step)
