@@ -70,7 +70,7 @@ def train(spec: dict[str, Any]) -> None:
         ddp=ddp_config(spec["parallel_settings"]),
     )
     trainer = nl.Trainer(
-        accelerator="gpu" if on_gpu else "cpu", devices=spec["gpus"] if on_gpu else 1, num_nodes=1,
+        accelerator="gpu" if on_gpu else "cpu", devices=spec["gpus"] if on_gpu else int(spec.get("cpu_ranks", 1)), num_nodes=1,
         strategy=strategy, max_steps=t["max_steps"], log_every_n_steps=1, limit_val_batches=0,
         num_sanity_val_steps=0, val_check_interval=t["max_steps"], enable_progress_bar=False,
         plugins=nl.MegatronMixedPrecision(precision=t["precision"]),
