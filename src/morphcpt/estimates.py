@@ -25,11 +25,11 @@ def family_params(config: dict[str, Any], family: str) -> float:
     return float(2 * LLAMA3_VOCAB * h + layers * per_layer + h)
 
 
-# Bytes per parameter of a training checkpoint (Megatron dist checkpoint), by training.precision:
-# the model weights, and the optimizer state saved with every checkpoint a resume can start from
-# (bf16-mixed: fp32 main params + two fp32 Adam moments; fp32 training: the two moments only).
+# Bytes per parameter of a kept training checkpoint (Megatron dist checkpoint), by
+# training.precision: the model weights. The optimizer state (bf16-mixed: fp32 main params + two
+# fp32 Adam moments, 12 B/param) stays only in the newest checkpoint while a run trains, and in
+# none once it finished (morphcpt.models.checkpoints.prune_older_optimizer_states).
 CHECKPOINT_WEIGHT_BYTES = {"bf16-mixed": 2, "32": 4}
-CHECKPOINT_OPTIMIZER_BYTES = {"bf16-mixed": 12, "32": 8}
 # context/ of each checkpoint: the model config and a copy of the tokenizer files (Llama 3: 17 MB).
 CHECKPOINT_CONTEXT_BYTES = 1.7e7
 
@@ -42,13 +42,12 @@ def kept_checkpoints(config: dict[str, Any]) -> int:
 
 
 def checkpoint_bytes(config: dict[str, Any], family: str) -> float:
-    """Bytes one train job leaves on disk: each kept checkpoint written once, all but the final
-    one with optimizer state (resumable), the final one weights only."""
+    """Bytes a finished train job leaves on disk: each kept checkpoint written once, weights only
+    (the optimizer state of each is removed once a newer checkpoint is complete; the final one is
+    saved without it)."""
     precision = str(config["training"].get("precision", "bf16-mixed"))
-    params = family_params(config, family)
     n = kept_checkpoints(config)
-    weights, optimizer = CHECKPOINT_WEIGHT_BYTES[precision], CHECKPOINT_OPTIMIZER_BYTES[precision]
-    return params * (n * weights + (n - 1) * optimizer) + n * CHECKPOINT_CONTEXT_BYTES
+    return family_params(config, family) * n * CHECKPOINT_WEIGHT_BYTES[precision] + n * CHECKPOINT_CONTEXT_BYTES
 
 
 def train_tokens(config: dict[str, Any]) -> float:

@@ -12,7 +12,7 @@ import pytest
 
 from model_fixtures import TRAINING, run_json, run_training_subprocess, training_spec, write_fixture_shard
 from morphcpt.errors import MorphcptError
-from morphcpt.models.checkpoints import list_checkpoints, remove_unfinished, steps_done
+from morphcpt.models.checkpoints import has_optimizer_state, list_checkpoints, remove_unfinished, steps_done
 from morphcpt.models.step0_gate import document_bounds, verdict
 from morphcpt.models.train_inputs import check_run_identity, check_shards, sha256_text, shard_prefixes
 
@@ -74,12 +74,17 @@ def test_each_kept_checkpoint_is_written_once(training_run):
     assert not [n for n in names if "last" in n or n.endswith("-unfinished")], names
     found = list_checkpoints(ckpt_dir, GBS)
     assert sorted(found) == [5, 10, 15, 20] and len(names) == 4, names
-    # The final checkpoint holds no optimizer state: fp32 weights (4 B/param) against weights +
-    # two Adam moments (12 B/param) in the resumable ones.
+    # After the run no checkpoint holds optimizer state: each was saved with it (a resume could
+    # need it) and pruned once a newer one was complete; the final one never had it. All are
+    # weights only (fp32: 4 B/param), the size the final one was written with.
     sizes = {s: _tree_bytes(p) for s, p in found.items()}
-    assert sizes[20] < 0.45 * sizes[15], sizes
+    assert not [s for s, p in found.items() if has_optimizer_state(p)]
+    assert all(size == pytest.approx(sizes[20], rel=0.01) for size in sizes.values()), sizes
     summary = json.loads((training_run["train_dir"] / "metrics.json").read_text())
     assert summary["checkpoints"].keys() == {"5", "10", "15", "20"}
+    # The inputs it was made from: each shard's sidecar fingerprint (a rerun after a preprocessor
+    # edit records the new ones), the recipe and the base model.
+    assert summary["run_identity"]["shards"].keys() == {"chunk_000", "chunk_001"}
     assert summary["software"]["nemo"] == "2.7.3" and summary["software"]["device"] == "cpu"
 
 
@@ -431,3 +436,47 @@ def test_the_step0_reference_model_is_released_before_training(tiny_llama_hf, mo
     gc.collect()
     assert len(models) == 1 and models[0]() is None  # no reference to the model is left
     assert losses["loss_causal"] != losses["loss_document"] and losses["tokens"] == len(tokens)
+
+
+def _dcp_checkpoint(path: Path, optimizer: bool) -> Path:
+    """A checkpoint folder in the layout NeMo writes (weights/ as torch_dist + common.pt)."""
+    import torch
+    import torch.distributed.checkpoint as dcp
+
+    state = {"module.w": torch.arange(6.0).reshape(2, 3)}
+    common = {"global_step": 5, "state_dict": {}, "loops": {}, "content_metadata": {}}
+    if optimizer:
+        state["optimizer.state.exp_avg.module.w"] = torch.ones(2, 3)
+        common.update(optimizer_states=[{"lr": 1.0}], lr_schedulers=[{}], optimizer={"param_groups": []})
+    dcp.save(state, storage_writer=dcp.FileSystemWriter(str(path / "weights")), no_dist=True)
+    torch.save(common, path / "weights" / "common.pt")
+    (path / "weights" / "metadata.json").write_text('{"sharded_backend": "torch_dist"}')
+    return path
+
+
+def test_older_checkpoints_lose_their_optimizer_state_and_the_newest_keeps_it(tmp_path):
+    import torch
+    import torch.distributed.checkpoint as dcp
+
+    from morphcpt.models.checkpoints import prune_older_optimizer_states, prune_optimizer_state
+
+    old = _dcp_checkpoint(tmp_path / "step=4-consumed_samples=20.0", optimizer=True)
+    new = _dcp_checkpoint(tmp_path / "step=9-consumed_samples=40.0", optimizer=True)
+    saving = _dcp_checkpoint(tmp_path / "step=14-consumed_samples=60.0", optimizer=True)
+    (tmp_path / (saving.name + "-unfinished")).write_text("")  # still being written: not touched
+    assert prune_older_optimizer_states(tmp_path, 4) == [old.name]
+    assert not has_optimizer_state(old) and has_optimizer_state(new) and has_optimizer_state(saving)
+    loaded = {"module.w": torch.zeros(2, 3)}
+    dcp.load(loaded, storage_reader=dcp.FileSystemReader(str(old / "weights")), no_dist=True)
+    assert torch.equal(loaded["module.w"], torch.arange(6.0).reshape(2, 3))
+    common = torch.load(old / "weights" / "common.pt", weights_only=False)
+    assert sorted(common) == ["content_metadata", "global_step", "loops", "state_dict"]
+    assert (old / "weights" / "metadata.json").is_file() and sorted(p.name for p in old.iterdir()) == ["weights"]
+    assert prune_older_optimizer_states(tmp_path, 4) == []  # nothing left to prune
+    # A prune cut off between its two renames is finished by the next call.
+    (new / "weights").rename(new / "weights.with-optimizer")
+    _dcp_checkpoint(tmp_path / "pruned", optimizer=False)
+    (tmp_path / "pruned" / "weights").rename(new / "weights.pruning")
+    (new / "weights.pruning" / ".complete").touch()
+    assert prune_optimizer_state(new) is False  # the swap is completed; the result has no optimizer state
+    assert sorted(p.name for p in new.iterdir()) == ["weights"] and not has_optimizer_state(new)

@@ -5,10 +5,12 @@ NeMo names a checkpoint "step={global_step - 1}-consumed_samples={n}": the optim
 contains are consumed_samples / global_batch_size, which is what export.steps counts. A checkpoint
 whose save did not finish has a "<name>-unfinished" marker file next to it.
 
-Kept checkpoints: one every `checkpoint_every` steps (with optimizer state, so a preempted run can
-resume from it) and the final one after `max_steps` (weights only: nothing resumes from a finished
-run). A checkpoint saved on SIGTERM between those is a resume point only: it is deleted when the run
-finishes, so what stays on disk is what `morphcpt plan` counts (`estimates.checkpoint_bytes`).
+Kept checkpoints: one every `checkpoint_every` steps (saved with optimizer state, so a preempted run
+can resume from it) and the final one after `max_steps` (weights only: nothing resumes from a
+finished run). Only the newest complete checkpoint needs its optimizer state: the driver prunes it
+from every older one (`prune_older_optimizer_states`). A checkpoint saved on SIGTERM between those
+is a resume point only: it is deleted when the run finishes, so what stays on disk (weights only)
+is what `morphcpt plan` counts (`estimates.checkpoint_bytes`).
 """
 
 from __future__ import annotations
@@ -110,6 +112,69 @@ def remove_resume_points(checkpoint_dir: Path, global_batch_size: int, max_steps
             shutil.rmtree(path)
             removed.append(path.name)
     return removed
+
+
+OPTIMIZER_PREFIX = "optimizer."  # keys of the optimizer state in a torch_dist checkpoint
+# common.pt entries a weights-only checkpoint has (what NeMo writes with save_weights_only)
+WEIGHTS_ONLY_COMMON = ("epoch", "global_step", "pytorch-lightning_version", "state_dict", "loops",
+                       "PreTrainingDataModule", "content_metadata")
+_PRUNING, _DONE = "weights.pruning", ".complete"
+
+
+def has_optimizer_state(path: Path) -> bool:
+    from torch.distributed.checkpoint import FileSystemReader
+
+    keys = FileSystemReader(str(Path(path) / "weights")).read_metadata().state_dict_metadata
+    return any(k.startswith(OPTIMIZER_PREFIX) for k in keys)
+
+
+def prune_optimizer_state(path: Path) -> bool:
+    """Rewrite the checkpoint folder `path` without its optimizer state (what NeMo writes with
+    save_weights_only: the model's tensors and a common.pt without optimizer and scheduler), so
+    it can still be exported but not resumed. The new weights/ is written next to the old one and
+    swapped in by renames; an interrupted prune is finished or discarded by the next call.
+    Returns whether anything was pruned."""
+    import torch
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint import FileSystemReader, FileSystemWriter
+    from torch.distributed.checkpoint.metadata import TensorStorageMetadata
+
+    path = Path(path)
+    weights, new, old = path / "weights", path / _PRUNING, path / "weights.with-optimizer"
+    if (new / _DONE).is_file() and not weights.exists():  # stopped between the two renames
+        new.rename(weights)
+    shutil.rmtree(old, ignore_errors=True)
+    shutil.rmtree(new, ignore_errors=True)
+    (weights / _DONE).unlink(missing_ok=True)
+    metadata = FileSystemReader(str(weights)).read_metadata().state_dict_metadata
+    keys = [k for k in metadata if not k.startswith(OPTIMIZER_PREFIX)]
+    if len(keys) == len(metadata):
+        return False
+    import io
+
+    state = {k: torch.empty(m.size, dtype=m.properties.dtype) if isinstance(m, TensorStorageMetadata) else io.BytesIO()
+             for k, m in ((k, metadata[k]) for k in keys)}
+    dcp.load(state, storage_reader=FileSystemReader(str(weights)), no_dist=True)
+    dcp.save(state, storage_writer=FileSystemWriter(str(new)), no_dist=True)
+    common = torch.load(weights / "common.pt", map_location="cpu", weights_only=False)
+    torch.save({k: v for k, v in common.items() if k in WEIGHTS_ONLY_COMMON}, new / "common.pt")
+    for extra in weights.iterdir():  # metadata.json and whatever else is not tensor data
+        if extra.is_file() and not extra.name.endswith(".distcp") and extra.name not in (".metadata", "common.pt"):
+            shutil.copy2(extra, new / extra.name)
+    (new / _DONE).touch()
+    weights.rename(old)
+    new.rename(weights)
+    (weights / _DONE).unlink()
+    shutil.rmtree(old)
+    return True
+
+
+def prune_older_optimizer_states(checkpoint_dir: Path, global_batch_size: int) -> list[str]:
+    """Only the newest complete checkpoint keeps its optimizer state (a resume needs only it):
+    prune every older complete one that still has it. Returns the names pruned."""
+    found = list_checkpoints(checkpoint_dir, global_batch_size)
+    newest = max(found) if found else None
+    return [p.name for s, p in found.items() if s != newest and has_optimizer_state(p) and prune_optimizer_state(p)]
 
 
 def checkpoint_callback(spec: dict[str, Any]):

@@ -19,13 +19,16 @@ the latest complete one.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
 from morphcpt.errors import MorphcptError
 from morphcpt.fileio import write_json_atomic
-from morphcpt.models.checkpoints import PREEMPTED_EXIT_CODE, latest_checkpoint, list_checkpoints, remove_resume_points, remove_unfinished
+from morphcpt.models.checkpoints import (PREEMPTED_EXIT_CODE, latest_checkpoint, list_checkpoints,
+                                         prune_older_optimizer_states, remove_resume_points, remove_unfinished)
 from morphcpt.models.launch import launch_worker
 from morphcpt.models.recipe import training_config
 from morphcpt.models.run_lock import driver_lock
@@ -73,6 +76,36 @@ def _requeue_after_save(spec: dict[str, Any], started_from: tuple[int, Path] | N
     note = requeue_this_job("train", progressed)
     if note:
         print(f"train: {note}", flush=True)
+
+
+def _prune(ckpt_dir: Path, global_batch_size: int) -> None:
+    pruned = prune_older_optimizer_states(ckpt_dir, global_batch_size)
+    if pruned:
+        print(f"train: optimizer state removed from {', '.join(pruned)} (only the newest checkpoint keeps it)",
+              flush=True)
+
+
+@contextlib.contextmanager
+def _pruning_while_training(ckpt_dir: Path, global_batch_size: int, every_s: float = 20.0):
+    """While the worker trains, a thread removes the optimizer state of every complete checkpoint
+    once a newer one is complete (checkpoints being written carry NeMo's -unfinished marker and
+    are not touched). A prune cut off by the driver's exit is finished or discarded next time."""
+    stop = threading.Event()
+
+    def loop():
+        while not stop.wait(every_s):
+            try:
+                _prune(ckpt_dir, global_batch_size)
+            except Exception as exc:  # noqa: BLE001 - pruning is retried at the next pass and at the end
+                print(f"train: pruning optimizer state failed ({exc}); retried later", flush=True)
+
+    thread = threading.Thread(target=loop, name="prune-optimizer-state", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=120)  # a prune cut off here is finished by the next one
 
 
 def _refuse_failed_gate(gate_path: Path) -> None:
@@ -134,7 +167,8 @@ def _train_holding_the_folder(spec: dict[str, Any], done_path: Path, metrics_pat
                   f"attention; {ref['loss_' + ref['control']]:.6f} under {ref['control']} attention) over "
                   f"{ref['tokens']:.0f} tokens", flush=True)
         try:
-            rc = launch_worker(spec, env_extra, resume_note=_resume_note)
+            with _pruning_while_training(ckpt_dir, t["global_batch_size"]):
+                rc = launch_worker(spec, env_extra, resume_note=_resume_note)
         except MorphcptError:  # stopped by a signal after the save: a transient stop
             _requeue_after_save(spec, latest)
             raise
@@ -154,9 +188,12 @@ def _train_holding_the_folder(spec: dict[str, Any], done_path: Path, metrics_pat
         missing = sorted(set(range(max_steps)) - set(steps))
         raise MorphcptError(f"{train_dir}/metrics.jsonl: steps missing {missing[:10]}; the run did not finish")
     remove_resume_points(ckpt_dir, t["global_batch_size"], max_steps, t["checkpoint_every"])
+    _prune(ckpt_dir, t["global_batch_size"])  # the final checkpoint is the newest: no optimizer state is left
+    kept = list_checkpoints(ckpt_dir, t["global_batch_size"])
     summary = {"family_arch": spec["arch"], "max_steps": max_steps, "step0_gate": gate, "steps": metrics,
-               "training": t, "software": software, "checkpoints": {str(k): str(v) for k, v in list_checkpoints(
-                   ckpt_dir, t["global_batch_size"]).items()}}
+               "training": t, "software": software, "checkpoints": {str(k): str(v) for k, v in kept.items()},
+               # what the run was made from: base model, shard sidecar fingerprints, recipe, layout
+               "run_identity": json.loads((train_dir / "run_identity.json").read_text())}
     write_json_atomic(Path(metrics_path), summary, sort_keys=True)
     Path(done_path).write_text(json.dumps({"max_steps": max_steps, "final_loss": metrics[-1]["loss"]}) + "\n")
     return summary
