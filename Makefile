@@ -8,7 +8,7 @@ STAMP := $(VENV)/.morphcpt-installed
 PYTEST_ARGS ?=
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 
-.PHONY: setup test demo lint plan profile clean-demo
+.PHONY: setup test demo report lint plan profile clean-demo
 
 setup: $(STAMP)
 
@@ -27,6 +27,12 @@ test: setup
 demo: setup
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --profile profiles/local demo --configfile config/demo.yaml
 	@echo; echo "Comparison table: results-demo/report/comparison.md"; echo "Plot: results-demo/report/comparison.png"
+
+# Snakemake's HTML report of the demo (after `make demo`): one self-contained file to open in a browser.
+REPORT ?= results-demo/report.html
+report: setup
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --profile profiles/local demo --configfile config/demo.yaml --report $(REPORT)
+	@echo; echo "Report: $(REPORT) (open it in a browser, e.g. xdg-open $(REPORT))"
 
 lint: setup
 	$(BIN)/snakemake --lint
