@@ -21,8 +21,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-pytestmark = pytest.mark.slow
-
 CATEGORIES = ("1. Gates and run summary", "2. Training", "3. Evaluation", "4. Comparison")
 
 
