@@ -297,3 +297,15 @@ def test_micro_stderr_is_over_the_items_not_lm_evals_pooled_one():
     cell = micro_cell({"acc,none": 2 / 12, "acc_stderr,none": 0.0}, "acc", values)
     assert cell["value"] == pytest.approx(2 / 12)
     assert cell["stderr"] == pytest.approx(statistics.stdev(values) / math.sqrt(12)) and cell["stderr"] > 0.1
+
+
+def test_prompts_longer_than_the_window_stop_before_scoring(normalized):
+    from morphcpt.errors import MorphcptError
+    from morphcpt.evaluation.run import check_context_budget
+    from morphcpt.evaluation.task_folder import plan_tasks
+
+    plan = plan_tasks(normalized["pacute"], "pacute", seed=1, num_fewshot={"mcq": 2, "gen": 2}, limit=None)
+    encode = lambda text: list(text.encode())  # noqa: E731  (one token per byte)
+    check_context_budget(plan, encode, max_gen_tokens=8, max_length=2048, benchmark="pacute")
+    with pytest.raises(MorphcptError, match="more than the window of 100; lower evaluation.num_fewshot"):
+        check_context_budget(plan, encode, max_gen_tokens=8, max_length=100, benchmark="pacute")

@@ -168,18 +168,16 @@ def check_context_budget(plan: dict[str, Any], encode: Callable[[str], list[int]
 
 def score_items(lm: Any, items: list[dict[str, Any]], benchmark: str, *, seed: int, max_gen_tokens: int,
                 limit: int | None = None, num_fewshot: dict[str, int] | None = None,
-                encode: Callable[[str], list[int]] | None = None, task_dir: str | Path | None = None,
-                max_length: int | None = None) -> dict[str, Any]:
+                encode: Callable[[str], list[int]] | None = None,
+                task_dir: str | Path | None = None) -> dict[str, Any]:
     """Write the task folder (`task_dir`; a temporary one if None) and score it with lm-eval's
     `simple_evaluate` on an LM object (HFLM or any `lm_eval.api.model.LM`); return the
     JSON-serializable result with `summary` and `item_scores`. `encode` (the model's tokenizer, no
-    special tokens) sizes max_gen_toks, counts prefix pairs and checks the window (`max_length`)."""
+    special tokens) sizes max_gen_toks and counts prefix pairs."""
     num_fewshot = {"mcq": 0, "gen": 0, **(num_fewshot or {})}
     plan = plan_tasks(items, benchmark, seed=seed, num_fewshot=num_fewshot, limit=limit)
     prefix_pairs = None
     if encode is not None:
-        if max_length is not None:
-            check_context_budget(plan, encode, max_gen_tokens, max_length, benchmark)
         scored = [r for rows in plan.get("mcq", {}).get("subtasks", {}).values() for r in rows]
         prefix_pairs = count_prefix_pairs(scored, encode)
         if prefix_pairs["items_with_terminator"]:
@@ -251,13 +249,16 @@ def evaluate_checkpoint(model_dir: str | Path, items_paths: dict[str, str | Path
     device = resolve_device(device, gpus)
     lm, setup = load_lm(model_dir, device=device, batch_size=batch_size)
     encode = tokenizer_encoder(lm)
+    # every benchmark's prompts must fit the window before any is scored (fail in seconds, not after hours)
+    for benchmark, items in all_items.items():
+        check_context_budget(plan_tasks(items, benchmark, seed=seed, num_fewshot=num_fewshot, limit=limit),
+                             encode, max_gen_tokens, setup["max_length"], benchmark)
     model_hash = hash_model_dir(model_dir)
     model_args = model_args_of(model_dir, setup)
     results = {}
     for benchmark, items in all_items.items():
         result = score_items(lm, items, benchmark, seed=seed, max_gen_tokens=max_gen_tokens, limit=limit,
-                             num_fewshot=num_fewshot, encode=encode, task_dir=task_dirs[benchmark],
-                             max_length=setup["max_length"])
+                             num_fewshot=num_fewshot, encode=encode, task_dir=task_dirs[benchmark])
         # lm-eval's `config` block describes the LM object it was handed; make it true
         result["config"].update(model="hf", model_args=model_args, batch_size=setup["batch_size"],
                                 batch_sizes=list(getattr(lm, "batch_sizes", {}).values()), device=device,
