@@ -4,6 +4,7 @@ the train driver and the parity gates write (models/train_callback.py, train.py,
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 GBS, SEQ, MAX_STEPS = 4, 8, 20
@@ -32,6 +33,7 @@ def write_train_folder(train_dir: Path, *, loss0: float = 10.0, resume_at: int |
                "training": {"global_batch_size": GBS, "seq_length": SEQ, "max_steps": MAX_STEPS},
                "software": SOFTWARE, "checkpoints": {"10": str(train_dir / "ck10"), "20": str(train_dir / "ck20")}}
     (train_dir / "metrics.json").write_text(json.dumps(summary))
+    os.utime(train_dir / "metrics.json", (runs[0]["time"] + 120, runs[0]["time"] + 120))  # training ended 120 s in
     return train_dir / "metrics.json"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 
 import pytest
 from report_fixtures import GBS, MAX_STEPS, SEQ, write_parity
@@ -40,9 +41,10 @@ def test_every_gate_training_software_and_logs(tmp_path, train_folders):
     assert sum(g.startswith("| export parity") and "| patok | 20 |" in g for g in gates) == 1
     (van,) = [line for line in md.splitlines() if line.startswith("| vanilla |") and "launches" not in line]
     cells = [c.strip() for c in van.strip("|").split("|")]
-    # mode, steps, tokens, launches, resumed at, redone, final loss, time, tokens/s, checkpoints
+    # mode, steps, tokens, launches, resumed at, redone, final loss, wall time, time in steps, tokens/s, checkpoints
     assert cells[1:6] == [str(MAX_STEPS), str(MAX_STEPS * GBS * SEQ), "2", "6", "4"]
-    assert cells[6] == f"{10.0 - 0.2 * 19:.4g}" and cells[9] == "10 20"
+    assert cells[6] == f"{10.0 - 0.2 * 19:.4g}" and cells[7] == "120" and cells[10] == "10 20"
+    assert cells[8] == f"{(6 * 0.5 + 14 * 1.0):.4g}"  # kept records: steps 0-5 of launch 1, 6-19 of launch 2
     assert "| nemo | 2.7.0 | import_parity, train x2, export x4 |" in md
     assert "[logs/train/fam/vanilla.log](../../logs/train/fam/vanilla.log)" in md
     assert "logs/train/fam/patok.log (missing)" in md
@@ -80,3 +82,10 @@ def test_family_logs_follow_the_layout():
     assert ("train", "vanilla", "r/logs/train/f/vanilla.log") in logs
     assert ("export", "vanilla step 5", "r/logs/export/f/vanilla/step_5.log") in logs
     assert ("evaluate", "base step 0", "r/logs/evaluate/f/base/step_0.log") in logs
+
+
+def test_wall_time_is_not_made_up_when_file_times_disagree(tmp_path, train_folders):
+    os.utime(train_folders["patok"], (1.0e9 - 5, 1.0e9 - 5))  # metrics.json older than the first launch
+    rows, _ = _summary(tmp_path, train_folders)
+    walls = {r["mode"]: r["value"] for r in rows if r["metric"] == "wall_seconds"}
+    assert walls == {"vanilla": 120.0, "patok": None}

@@ -64,7 +64,9 @@ def _training_rows(family: str, log: TrainingLog, source: str):
     rates = [s["tokens_per_s"] for s in log.steps if isinstance(s.get("tokens_per_s"), (int, float))]
     values = {"steps": log.max_steps, "tokens_seen": log.tokens_seen, "launches": len(log.launch_starts),
               "resumed_at_steps": " ".join(map(str, log.resume_steps)), "redone_steps": log.records - log.max_steps,
-              "final_loss": log.steps[-1]["loss"], "step_seconds": round(log.step_seconds, 3),
+              "final_loss": log.steps[-1]["loss"],
+              "wall_seconds": None if log.wall_seconds is None else round(log.wall_seconds, 1),
+              "step_seconds": round(log.step_seconds, 3),
               "mean_tokens_per_s": round(sum(rates) / len(rates), 1) if rates else None,
               "kept_checkpoints": " ".join(map(str, log.checkpoint_steps))}
     return [{**common, "metric": k, "value": v} for k, v in values.items()]
@@ -124,10 +126,12 @@ def summary_markdown(family: str, rows: list[dict[str, Any]], logs: list[tuple[s
     metrics = list(dict.fromkeys(r["metric"] for r in train))
     heads = {"steps": "steps", "tokens_seen": "tokens seen", "launches": "launches",
              "resumed_at_steps": "resumed at step", "redone_steps": "redone steps", "final_loss": "final loss",
-             "step_seconds": "time in steps (s)", "mean_tokens_per_s": "mean tokens/s",
+             "wall_seconds": "wall time (s)", "step_seconds": "time in steps (s)", "mean_tokens_per_s": "mean tokens/s",
              "kept_checkpoints": "kept checkpoints (step)"}
-    lines += ["", "## Training", "", "Time in steps: the sum of the logged step times (no startup, no checkpoint "
-              "saving, no redone steps). A launch after the first is a resume from the latest checkpoint.", "",
+    lines += ["", "## Training", "", "Wall time: from the first launch of the trainer to the end of training "
+              "(metrics.json written), waits between launches included. Time in steps: the sum of the logged step "
+              "times (no startup, no checkpoint saving, no redone steps). A launch after the first is a resume "
+              "from the latest checkpoint.", "",
               "| mode | " + " | ".join(heads[m] for m in metrics) + " |", "|---|" + "---:|" * len(metrics)]
     for mode in modes:
         by = {r["metric"]: r["value"] for r in train if r["mode"] == mode}

@@ -63,12 +63,21 @@ class TrainingLog:
     max_steps: int
     checkpoint_steps: list[int]
     step0_gate: dict[str, Any]
+    finished: float  # when the driver wrote metrics.json (its mtime, as Snakemake sees it)
     software: dict[str, Any] = field(default_factory=dict)
 
     @property
     def resume_steps(self) -> list[int]:
         """Where every launch after the first started (a resume, or a restart from step 0)."""
         return self.launch_starts[1:]
+
+    @property
+    def wall_seconds(self) -> float | None:
+        """From the first launch to metrics.json: every launch, the waits between them, the final
+        checkpoint save (not the step-0 reference before the first launch). None if the clock
+        disagrees (files copied without their times)."""
+        wall = self.finished - self.launch_times[0]
+        return wall if wall >= 0 else None
 
     @property
     def tokens_seen(self) -> int:
@@ -119,5 +128,5 @@ def read_training_log(metrics_json: str | Path, mode: str) -> TrainingLog:
         launch_starts=[r["start_step"] for _, r in runs], launch_times=[float(r["time"]) for _, r in runs],
         tokens_per_step=int(t["global_batch_size"]) * int(t["seq_length"]), max_steps=max_steps,
         checkpoint_steps=sorted(int(s) for s in summary["checkpoints"]), step0_gate=summary["step0_gate"],
-        software=summary.get("software") or {})
+        finished=metrics_json.stat().st_mtime, software=summary.get("software") or {})
 
