@@ -29,6 +29,9 @@ mkdir -p "$OUT"
 t0=$(date +%s)
 say() { echo "[gpu_check $(( $(date +%s) - t0 ))s] $*"; }
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+# fp32 parity with TF32 off in cuBLAS/cuDNN and so TransformerEngine, as the workflow's parity jobs
+# run (workflow/scripts/import_parity.py, export.py); the bf16 training GEMMs do not use TF32 anyway.
+export NVIDIA_TF32_OVERRIDE=0
 
 if [ "$CPU_SMOKE" = 1 ]; then
     PY=${PYTHON:-python}
