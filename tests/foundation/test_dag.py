@@ -111,15 +111,9 @@ def test_plan_cli_json(repo_root):
     assert memory["total_gib"] == pytest.approx(70.09, abs=0.05)  # tests/foundation/test_memory_estimate.py
 
 
-def test_plan_cli_prints_gpu_memory_and_warns_when_over(repo_root, tmp_path):
-    config = yaml.safe_load((repo_root / "config" / "config.yaml").read_text())
-    config["training"]["micro_batch_size"] = 8  # ~80.1 GiB per GPU for 8B at TP=1
-    configfile = tmp_path / "config.yaml"
-    configfile.write_text(yaml.safe_dump(config))
-    proc = subprocess.run([sys.executable, "-m", "morphcpt.cli", "plan", "all_llama", "--full", "--configfile",
-                           str(configfile), "--directory", str(tmp_path)],
-                          capture_output=True, text=True, timeout=120, cwd=repo_root)
-    assert proc.returncode == 0, proc.stderr
+def test_plan_cli_prints_gpu_memory_and_warns_when_over(plan_cli_with):
+    # micro batch 8: ~80.1 GiB per GPU for 8B at TP=1
+    proc = plan_cli_with(lambda config: config["training"].update(micro_batch_size=8))
     assert "GPU memory per GPU of the train jobs" in proc.stdout
     row = next(line for line in proc.stdout.splitlines() if line.startswith("llama31_8b"))
     assert row.split()[1:5] == ["1", "1", "8", "8"] and row.endswith("OVER")

@@ -3,11 +3,7 @@ request is below 1.5x or above 10x it (issue 19.8; docs/design.md §9)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
-import yaml
 
 from morphcpt.plan import make_plan, runtime_warnings
 
@@ -40,15 +36,8 @@ def test_runtime_warnings_below_and_above():
     assert high.startswith("train (b) requests 2880 min") and "above 10x" in high and "MaxTime" in high
 
 
-def test_plan_cli_warns_about_the_old_48_h_train_request(repo_root, tmp_path):
-    config = yaml.safe_load((repo_root / "config" / "config.yaml").read_text())
-    config["resources"]["train"]["runtime"] = 2880
-    configfile = tmp_path / "config.yaml"
-    configfile.write_text(yaml.safe_dump(config))
-    proc = subprocess.run([sys.executable, "-m", "morphcpt.cli", "plan", "all_llama", "--full", "--configfile",
-                           str(configfile), "--directory", str(tmp_path)],
-                          capture_output=True, text=True, timeout=120, cwd=repo_root)
-    assert proc.returncode == 0, proc.stderr
+def test_plan_cli_warns_about_the_old_48_h_train_request(plan_cli_with):
+    proc = plan_cli_with(lambda config: config["resources"]["train"].update(runtime=2880))
     assert "morphcpt plan: warning: train (llama31_8b) requests 2880 min" in proc.stderr
     row = next(line for line in proc.stdout.splitlines() if line.startswith("train (llama31_8b)"))
     assert row.split()[2:5] == ["2880", "41.6", "69.28x"]
