@@ -1,12 +1,9 @@
 """The tokenize job's memory bound: a chunk whose longest texts need more than the declared mem_mb
-stops before any work, naming the document's line and the memory it needs; the bound holds."""
+stops before any work, naming the document's line and the memory it needs. Whether a real job's
+peak stays under the bound is measured by benchmarks/tokenize_memory.py (peak RSS is machine noise,
+not a unit test)."""
 
 from __future__ import annotations
-
-import json
-import resource
-import subprocess
-import sys
 
 import pytest
 
@@ -44,24 +41,3 @@ def test_the_longest_document_is_named_with_the_memory_it_needs(tmp_path):
 def test_small_chunks_need_little(tmp_path):
     chunk = write_jsonl(tmp_path / "chunk_000.jsonl", small_corpus(600))
     assert BASE_MB < check_tokenize_memory(chunk, 2000, 1, 256) < BASE_MB + 50
-
-
-_MEASURE = r"""
-import resource, sys
-from morphcpt.shards import tokenize_chunk
-chunk, tok, out = sys.argv[1:4]
-tokenize_chunk(chunk, tok, out, "patok", {"patok": {"cut_prop": 0.8, "expand_prop": 0.1}}, 0, "000", progress=False)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
-"""
-
-
-def test_the_bound_holds_for_a_real_patok_job(tmp_path, llama3_tokenizer_dir):
-    """A real tokenize job (Llama-3 tokenizer, Patok) with a 1 MB document peaks below the bound."""
-    chunk = write_jsonl(tmp_path / "chunk_000.jsonl", ["Maikling dokumento.", _long_text(1)])
-    proc = subprocess.run([sys.executable, "-c", _MEASURE, str(chunk), str(llama3_tokenizer_dir),
-                           str(tmp_path / "patok" / "chunk_000")], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-1000:] + proc.stderr[-2000:]
-    peak_mb = int(proc.stdout.split()[-1])
-    need = check_tokenize_memory(chunk, None, 1, 256)
-    assert peak_mb < need, f"peak {peak_mb} MB above the bound {need} MB: raise shards.memory's constants"
-    assert peak_mb > BASE_MB * 0.6  # the measurement measures something

@@ -6,7 +6,8 @@ at once, so a job's peak grows with the largest batch of text it handles. Measur
 2026-12-02 (2-core VM, real Llama-3 tokenizer, one document of 0.01 / 2 / 8 MB, threads 1):
 peak RSS 445 / 794 / 1809 MB in vanilla, 825 MB for 2 MB in StochasTok and Patok, i.e. about
 450 MB plus 170-190 bytes per byte of text; a 1 MB Patok document peaked at 660-680 MB. The
-bound below rounds both up (600 MB + 200 B/B). With `threads` workers, the `threads` largest
+bound below rounds both up (600 MB + 200 B/B); `python benchmarks/tokenize_memory.py` measures a
+real Patok job against it (peak/bound 0.81-0.82 for 1 and 2 MB on 2026-12-02). With `threads` workers, the `threads` largest
 batches may be in memory at once.
 """
 
