@@ -84,16 +84,21 @@ def removed_on_failure(tmp_paths: Iterable[str | Path], target: str | Path,
         raise
 
 
-def write_json_atomic(path: str | Path, data: Any, sort_keys: bool = False, allow_nan: bool = True) -> None:
-    """Write JSON to a temporary name and rename it, so readers never see a half-written file
-    (and a full disk leaves no temporary file: NoSpaceError). allow_nan=False: strict JSON."""
+def write_bytes_atomic(path: str | Path, data: bytes) -> None:
+    """Write `data` to a temporary name and rename it, so readers never see a half-written file
+    (and a full disk leaves no temporary file: NoSpaceError)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    data = (json.dumps(data, indent=1, ensure_ascii=False, sort_keys=sort_keys, allow_nan=allow_nan) + "\n").encode("utf-8")
     with removed_on_failure([tmp], path, len(data)):
         tmp.write_bytes(data)
         tmp.replace(path)
+
+
+def write_json_atomic(path: str | Path, data: Any, sort_keys: bool = False, allow_nan: bool = True) -> None:
+    """JSON through write_bytes_atomic. allow_nan=False: strict JSON."""
+    text = json.dumps(data, indent=1, ensure_ascii=False, sort_keys=sort_keys, allow_nan=allow_nan) + "\n"
+    write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def current_umask() -> int:
@@ -118,12 +123,8 @@ def apply_umask(path: str | Path) -> None:
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:
-    """Write UTF-8 text to a temporary name and rename it (no half-written tables or pages)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    """UTF-8 text through write_bytes_atomic (no half-written tables or pages)."""
+    write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def write_csv_atomic(path: str | Path, fields: list[str] | tuple[str, ...], rows: list[dict[str, Any]]) -> None:
@@ -144,5 +145,6 @@ def save_figure_atomic(fig: Any, path: str | Path, dpi: int = 110) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
-    tmp.replace(path)
+    with removed_on_failure([tmp], path):
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
+        tmp.replace(path)

@@ -20,12 +20,12 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterable
 
 from morphcpt.errors import MorphcptError
+from morphcpt.fileio import write_text_atomic
 from morphcpt.evaluation.report_plots import BASE_MODE, REFERENCE_MODE, plot_comparison, plot_family
 from morphcpt.evaluation.report_plots import mode_key as _mode_key
 from morphcpt.evaluation.report_tables import SCOPES, TABLE_METRICS, comparison_markdown, family_markdown
@@ -38,14 +38,6 @@ COMPARE_FIELDS = ("family", "benchmark", "format", "group", "metric", "mode", "s
                   "gain_over_vanilla", "gain_stderr", "gain_stderr_kind")
 
 
-def _atomic_write_text(path: str | Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def _write_csv(path: str | Path, fields: Iterable[str], rows: list[dict[str, Any]]) -> None:
     import io
 
@@ -53,7 +45,7 @@ def _write_csv(path: str | Path, fields: Iterable[str], rows: list[dict[str, Any
     writer = csv.DictWriter(buf, fieldnames=list(fields), lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
-    _atomic_write_text(path, buf.getvalue())
+    write_text_atomic(path, buf.getvalue())
 
 
 def _float(x: Any) -> float:
@@ -190,7 +182,7 @@ def aggregate_family(result_paths: list[str | Path], csv_path: str | Path, md_pa
     rows.sort(key=_sort_key)
     add_deltas(rows)
     _write_csv(csv_path, CSV_FIELDS, rows)
-    _atomic_write_text(md_path, family_markdown(rows))
+    write_text_atomic(md_path, family_markdown(rows))
     plot_family(rows, png_path)
     return rows
 
@@ -237,7 +229,7 @@ def compare_families(csv_paths: list[str | Path], csv_path: str | Path, md_path:
             chance[(r["benchmark"], r["format"])].append(r["value"])
     _write_csv(csv_path, COMPARE_FIELDS, out)
     chance_level = {k: sum(v) / len(v) for k, v in chance.items()}
-    _atomic_write_text(md_path, comparison_markdown(out, chance_level))
+    write_text_atomic(md_path, comparison_markdown(out, chance_level))
     plot_comparison(out, png_path, chance_level)
     return out
 

@@ -8,11 +8,11 @@ error over items).
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 from typing import Any
 
 from morphcpt.evaluation.scoring import PRIMARY_METRIC
+from morphcpt.fileio import save_figure_atomic
 
 BASE_MODE = "base"
 REFERENCE_MODE = "vanilla"
@@ -45,14 +45,6 @@ def fit_ylim(ax: Any, values: list[float], errors: list[float], extra: list[floa
     ax.set_ylim(max(0.0, lo - pad), min(1.0, hi + pad))  # scores live in [0, 1]
 
 
-def save_figure(fig: Any, path: str | Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    os.replace(tmp, path)
-
-
 def _pyplot():
     import matplotlib
 
@@ -73,7 +65,7 @@ def _finish(plt: Any, fig: Any, axes: Any, used: int, title: str, png_path: str 
         ax.axis("off")
     fig.suptitle(title)
     fig.tight_layout()
-    save_figure(fig, png_path)
+    save_figure_atomic(fig, png_path)
     plt.close(fig)
 
 
