@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from morphcpt import container
 from morphcpt.errors import MorphcptError
 from morphcpt.fileio import write_json_atomic
 
@@ -133,7 +134,10 @@ def launch_worker(spec: dict[str, Any], env_extra: dict[str, str] | None = None,
         env.setdefault("MASTER_ADDR", "127.0.0.1")
         env["MASTER_PORT"] = str(_free_port())
     env.update(env_extra or {})
-    cmd = worker_command(spec_path, ranks, torchrun=bool(spec["gpus"]) or ranks > 1)
+    # In the NeMo image when one is configured (morphcpt.container, docs/design.md §11): the image
+    # wraps what runs on each node; an srun prefix goes outside the wrap (the image has no srun).
+    cmd = container.wrap(worker_command(spec_path, ranks, torchrun=bool(spec["gpus"]) or ranks > 1),
+                         spec.get("container"))
     print("train: launching " + " ".join(cmd), flush=True)
     # The child inherits the ignored SIGTERM; the driver's own handler is installed right after.
     previous_term = signal.signal(signal.SIGTERM, signal.SIG_IGN)
