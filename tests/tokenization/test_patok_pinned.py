@@ -1,0 +1,48 @@
+"""Patok's exact output pinned: a hash of its ids and counters on a fixed text and seed, both
+tokenizer styles. Speed work on patok.py/cutter.py (caches, batching) must not change a single id;
+the hashes were computed with the code before the speed-ups of 2026-12-02 (issue 21 item 4).
+
+If a change is meant to change Patok's output (new cutter rules, a rebuilt lexicon), the shards
+change too: update the pins below in the same commit and say so."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+from morphcpt.tokenization.cli import segment_texts
+
+# (tokenizer vocabulary fingerprint, sha256 of the output) per style; the fingerprint guards the
+# pin against a different tokenizer (the SentencePiece stand-in is trained here, deterministically)
+PINNED = {
+    "llama3": ("53907596f0e7d2eebe516402979e9b6c0cd2f41eb193bc89c1e5f803f980cb96",
+               "ca76ce30a4d6575a1c24d77fd6b0fff086e1f7476283182fddf75f3ee158728b"),
+    "sentencepiece": ("470f0bc3089d57912280bf02119ea19736646c7c4a40a02411ee56fcf87ce670",
+                      "2f8a7f1511d1170cf190858622df9feb83a6c4756e55b8e3ad26b3611351ade7"),
+}
+# non-ASCII text before and inside words, hyphens, capitals, a special token's text, repeated words
+EXTRA_TEXTS = [
+    "ñ kumain 😀 nagluto 日本語 pinakamataas ñañaña Nagluluto si Maria ng mag-aral araw-araw.",
+    "<|begin_of_text|> Kinain niya ang pinakamasarap na pagkain; ipinagluto, ipinagluluto, nakipag-usap.",
+]
+
+
+def _texts(tagalog_docs: list[str]) -> list[str]:
+    return tagalog_docs[:24] + EXTRA_TEXTS
+
+
+@pytest.mark.parametrize("style", ["llama3", "sentencepiece"])
+def test_patok_output_is_pinned(style, request, processors, tagalog_docs):
+    adapter = request.getfixturevalue("llama3_adapter" if style == "llama3" else "sp_adapter")
+    digest = hashlib.sha256()
+    for params in ({}, {"cut_prop": 1.0, "expand_prop": 0.0}):
+        proc = processors(adapter, "patok", params)
+        for seed in (0, 1234):
+            for ids, counters in segment_texts(adapter, proc, _texts(tagalog_docs), seed=seed, chunk=3):
+                digest.update(json.dumps([ids, counters], sort_keys=True).encode())
+    fingerprint, pinned = PINNED[style]
+    assert adapter.fingerprint == fingerprint, f"{style}: not the tokenizer the pin was computed with"
+    assert digest.hexdigest() == pinned, (
+        f"{style}: Patok's output changed (sha256 {digest.hexdigest()}); if that is intended, update PINNED")
