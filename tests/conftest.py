@@ -37,3 +37,29 @@ def apptainer_stand_in(tmp_path_factory) -> Path:
     (folder / "apptainer").write_text("#!/bin/sh\necho 'apptainer version 1.3.6'\n")
     (folder / "apptainer").chmod(0o755)
     return folder
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    """mount(size) -> a fresh tmpfs of `size` (mount(8) syntax: "1m") under tmp_path, unmounted at
+    the end: a real small filesystem for out-of-disk-space tests. Needs root and mount(8): the test
+    is skipped with the reason otherwise (CI runs as root)."""
+    import subprocess
+
+    mounts = []
+
+    def mount(size: str) -> Path:
+        if os.geteuid() != 0:
+            pytest.skip("mounting a small tmpfs needs root (CI runs as root)")
+        folder = tmp_path / f"small-{len(mounts)}"
+        folder.mkdir()
+        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+                              capture_output=True, text=True)
+        if proc.returncode:
+            pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
+        mounts.append(folder)
+        return folder
+
+    yield mount
+    for folder in mounts:
+        subprocess.run(["umount", "-l", str(folder)], check=False)

@@ -32,6 +32,48 @@ def is_no_space(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in NO_SPACE_ERRNOS
 
 
+# How writers that do not raise OSError report a full disk: safetensors' Rust writer ("No space left
+# on device (os error 28)", StorageFull), torch.distributed.checkpoint's CheckpointException (the
+# ranks' errors as text, when they kept the OS error's). Matched in the message when no OSError is
+# in the chain; writers that drop it altogether are left to disk_was_full.
+NO_SPACE_TEXTS = ("No space left on device", "os error 28", "StorageFull", "Disk quota exceeded", "os error 122")
+
+
+def caused_by_no_space(exc: BaseException | None) -> bool:
+    """Whether a full disk is behind `exc`: an ENOSPC/EDQUOT OSError anywhere in its chain, or a
+    wrapper whose message says so (writers of safetensors, torch DCP and Megatron wrap the OSError)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if is_no_space(exc) or any(text in str(exc) for text in NO_SPACE_TEXTS):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def disk_was_full(exc: BaseException, path: str | Path, needed_bytes: float | None) -> bool:
+    """Whether a full disk stopped the writer of `path`: caused_by_no_space(exc), or, for a writer
+    that hides the OS error (torch.save's zip writer, under torch DCP, says only "unexpected pos"),
+    less space free there than the write needed. Call it before the partial output is removed."""
+    if caused_by_no_space(exc):
+        return True
+    free = free_bytes(path)
+    return needed_bytes is not None and free is not None and free < needed_bytes
+
+
+def tree_bytes(path: str | Path) -> int:
+    """Bytes of the files under `path` (a file: its size; missing: 0)."""
+    path = Path(path)
+    if path.is_file():
+        return path.stat().st_size
+    total = 0
+    for p in path.rglob("*"):
+        with contextlib.suppress(OSError):
+            if p.is_file() and not p.is_symlink():
+                total += p.stat().st_size
+    return total
+
+
 def free_bytes(path: str | Path) -> int | None:
     """Bytes free to this user on the filesystem that holds `path` (or its nearest existing folder)."""
     path = Path(path).absolute()

@@ -4,8 +4,6 @@ with one line naming the path and the space it needs, and leaves no partial or t
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -22,19 +20,9 @@ from shard_testlib import ByteAdapter, byte_rng, small_corpus, write_jsonl
 
 
 @pytest.fixture
-def small_disk(tmp_path):
-    """A 1 MB tmpfs at tmp_path/small (needs root and mount(8); skipped with the reason otherwise)."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root (CI runs as root)")
-    mount = tmp_path / "small"
-    mount.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True, text=True)
-    if proc.returncode:
-        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
+def small_disk(small_tmpfs):
+    """A 1 MB tmpfs (tests/conftest.py: needs root and mount(8); skipped with the reason otherwise)."""
+    return small_tmpfs("1m")
 
 
 def _left(folder: Path) -> list[str]:

@@ -21,9 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from morphcpt.errors import MorphcptError
+from morphcpt.fileio import NoSpaceError, disk_was_full, free_bytes, tree_bytes
 
 # The worker's exit code after a save on SIGTERM: the driver reports "preempted, rerun resumes".
 PREEMPTED_EXIT_CODE = 75  # EX_TEMPFAIL
+# The worker's exit code when a full disk stopped it (a save, usually): the driver reports NoSpaceError.
+NO_SPACE_EXIT_CODE = 74  # EX_IOERR
 UNFINISHED_SUFFIX = "-unfinished"  # NeMo's ModelCheckpoint.UNFINISHED_CHECKPOINT_SUFFIX
 _CONSUMED_RE = re.compile(r"consumed_samples=(\d+)(?:\.0)?$")
 
@@ -79,6 +82,29 @@ def missing_checkpoint_message(checkpoint_dir: Path, step: int, found: dict[int,
             f"deleted or never written. To recreate it, {how} (this run's later exports and evaluations rerun too)")
 
 
+def require_space_for_a_save(checkpoint_dir: Path, needed_bytes: float | None) -> None:
+    """Before training: stop (nothing written) when the checkpoints' filesystem has less free space
+    than one checkpoint with optimizer state needs; the run would fail at its first save, after
+    GPU hours (docs/design.md §6)."""
+    free = free_bytes(checkpoint_dir)
+    if needed_bytes and free is not None and free < needed_bytes:
+        raise NoSpaceError(checkpoint_dir, needed_bytes)
+
+
+def failed_save_cleanup(checkpoint_dir: Path, exit_code: int, needed_bytes: float | None) -> list[str]:
+    """After a worker failed: remove the checkpoints whose save it cut off (their `-unfinished`
+    marker is left; a resume never picks them, and now nothing half-written stays on disk) and
+    raise NoSpaceError when a full disk stopped it: the worker said so (NO_SPACE_EXIT_CODE; under
+    torchrun only the log has it), or a save was cut off while less than `needed_bytes` was free.
+    Returns the names removed."""
+    free = free_bytes(checkpoint_dir)  # before the clean-up frees the cut-off save's space
+    removed = remove_unfinished(checkpoint_dir)
+    full = free is not None and needed_bytes is not None and free < needed_bytes
+    if exit_code == NO_SPACE_EXIT_CODE or (removed and full):
+        raise NoSpaceError(Path(checkpoint_dir) / removed[0] if removed else checkpoint_dir, needed_bytes)
+    return removed
+
+
 def kept_steps(max_steps: int, checkpoint_every: int) -> list[int]:
     """Steps after which a checkpoint is kept: every checkpoint_every-th, and max_steps."""
     return sorted(set(range(checkpoint_every, max_steps + 1, checkpoint_every)) | {max_steps})
@@ -128,6 +154,39 @@ def has_optimizer_state(path: Path) -> bool:
     return any(k.startswith(OPTIMIZER_PREFIX) for k in keys)
 
 
+# fp32 optimizer state per parameter in a checkpoint saved to resume from, by training.precision:
+# bf16-mixed: fp32 main params + two Adam moments; 32: the two moments (the weights are the main params).
+OPTIMIZER_BYTES_PER_PARAM = {"bf16-mixed": 12, "32": 8}
+
+
+def _model_tensor_metadata(path: Path) -> list[Any]:
+    """Metadata of the model tensors (not the optimizer state) of a torch_dist checkpoint folder."""
+    from torch.distributed.checkpoint import FileSystemReader
+    from torch.distributed.checkpoint.metadata import TensorStorageMetadata
+
+    metadata = FileSystemReader(str(Path(path) / "weights")).read_metadata().state_dict_metadata
+    return [m for k, m in metadata.items() if not k.startswith(OPTIMIZER_PREFIX) and isinstance(m, TensorStorageMetadata)]
+
+
+def checkpoint_weight_bytes(path: Path) -> int:
+    """Bytes of a NeMo checkpoint's model tensors in their stored dtype (what an HF export of it holds)."""
+    import torch
+
+    return sum(m.size.numel() * torch.empty(0, dtype=m.properties.dtype).element_size()
+               for m in _model_tensor_metadata(path))
+
+
+def checkpoint_save_bytes(nemo_dir: Path, precision: str) -> int:
+    """About what one training checkpoint with optimizer state takes (the largest save of a run):
+    the parameters of the imported model `nemo_dir` at the precision's weight and optimizer bytes
+    per parameter (`estimates.CHECKPOINT_WEIGHT_BYTES`), plus its context/ folder."""
+    from morphcpt.estimates import CHECKPOINT_WEIGHT_BYTES
+
+    params = sum(m.size.numel() for m in _model_tensor_metadata(nemo_dir))
+    per_param = CHECKPOINT_WEIGHT_BYTES[precision] + OPTIMIZER_BYTES_PER_PARAM[precision]
+    return params * per_param + tree_bytes(Path(nemo_dir) / "context")
+
+
 def prune_optimizer_state(path: Path) -> bool:
     """Rewrite the checkpoint folder `path` without its optimizer state (what NeMo writes with
     save_weights_only: the model's tensors and a common.pt without optimizer and scheduler), so
@@ -155,13 +214,21 @@ def prune_optimizer_state(path: Path) -> bool:
     state = {k: torch.empty(m.size, dtype=m.properties.dtype) if isinstance(m, TensorStorageMetadata) else io.BytesIO()
              for k, m in ((k, metadata[k]) for k in keys)}
     dcp.load(state, storage_reader=FileSystemReader(str(weights)), no_dist=True)
-    dcp.save(state, storage_writer=FileSystemWriter(str(new)), no_dist=True)
-    common = torch.load(weights / "common.pt", map_location="cpu", weights_only=False)
-    torch.save({k: v for k, v in common.items() if k in WEIGHTS_ONLY_COMMON}, new / "common.pt")
-    for extra in weights.iterdir():  # metadata.json and whatever else is not tensor data
-        if extra.is_file() and not extra.name.endswith(".distcp") and extra.name not in (".metadata", "common.pt"):
-            shutil.copy2(extra, new / extra.name)
-    (new / _DONE).touch()
+    try:
+        dcp.save(state, storage_writer=FileSystemWriter(str(new)), no_dist=True)
+        common = torch.load(weights / "common.pt", map_location="cpu", weights_only=False)
+        torch.save({k: v for k, v in common.items() if k in WEIGHTS_ONLY_COMMON}, new / "common.pt")
+        for extra in weights.iterdir():  # metadata.json and whatever else is not tensor data
+            if extra.is_file() and not extra.name.endswith(".distcp") and extra.name not in (".metadata", "common.pt"):
+                shutil.copy2(extra, new / extra.name)
+        (new / _DONE).touch()
+    except BaseException as exc:  # the checkpoint itself is untouched; its half-written copy goes
+        needed = checkpoint_weight_bytes(path)
+        full = disk_was_full(exc, path, needed)
+        shutil.rmtree(new, ignore_errors=True)
+        if full:
+            raise NoSpaceError(new, needed) from None
+        raise
     weights.rename(old)
     new.rename(weights)
     (weights / _DONE).unlink()

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from morphcpt.errors import MorphcptError
-from morphcpt.fileio import apply_umask
+from morphcpt.fileio import NoSpaceError, apply_umask, disk_was_full, tree_bytes
 
 # family arch -> (NeMo model class, default NeMo config class). The importer derives the real
 # architecture from the HF config.json; the classes select the registered "hf" importer.
@@ -84,20 +84,31 @@ def scratch_cwd(where: Path):
 
 
 @contextlib.contextmanager
-def atomic_output_dir(out_dir: Path):
+def atomic_output_dir(out_dir: Path, needed_bytes: float | None = None):
     """Yield a path next to `out_dir` for a converter to write into (from a scratch cwd); it replaces
-    `out_dir` only when the block finishes, so a failed conversion never leaves a half folder."""
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    `out_dir` only when the block finishes, so a failed conversion never leaves a half folder. A full
+    disk (whatever the writer wraps it in: safetensors, torch DCP) removes the temporary folder
+    first and then stops with one line naming `out_dir` and `needed_bytes` (docs/design.md §7)."""
+    tmp = None
     try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
         with scratch_cwd(tmp):
             yield tmp / "out"
         apply_umask(tmp / "out")  # the converter's safetensors are 0600: every output follows the umask
         if out_dir.exists():
             shutil.rmtree(out_dir)
         (tmp / "out").rename(out_dir)
+    except BaseException as exc:
+        full = disk_was_full(exc, out_dir.parent, needed_bytes)  # measured with the partial output still there
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)  # before NoSpaceError measures the free space
+        if full:
+            raise NoSpaceError(out_dir, needed_bytes) from None
+        raise
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def import_nemo(hf_dir: Path, out_dir: Path, family: dict[str, Any]) -> Path:
@@ -107,7 +118,7 @@ def import_nemo(hf_dir: Path, out_dir: Path, family: dict[str, Any]) -> Path:
     from nemo.collections import llm
 
     hf_dir, out_dir = Path(hf_dir).resolve(), Path(out_dir).resolve()
-    with atomic_output_dir(out_dir) as tmp_out:
+    with atomic_output_dir(out_dir, needed_bytes=tree_bytes(hf_dir)) as tmp_out:  # same dtype: about as large
         llm.import_ckpt(model=nemo_model_for(family), source=f"hf://{hf_dir}", output_path=tmp_out, overwrite=True)
     tokenizer_dir = out_dir / "context" / "nemo_tokenizer"
     if not tokenizer_dir.is_dir():
@@ -120,8 +131,11 @@ def export_hf(checkpoint: Path, out_dir: Path) -> Path:
     nemo_setup()
     from nemo.collections import llm
 
+    from morphcpt.models.checkpoints import checkpoint_weight_bytes
+
     out_dir, checkpoint = Path(out_dir).resolve(), Path(checkpoint).resolve()
-    with atomic_output_dir(out_dir) as tmp_out:
+    # the HF folder holds the checkpoint's weights in the same dtype: about the size of its weights
+    with atomic_output_dir(out_dir, needed_bytes=checkpoint_weight_bytes(checkpoint)) as tmp_out:
         llm.export_ckpt(path=checkpoint, target="hf", output_path=tmp_out, overwrite=True)
     return out_dir
 

@@ -27,8 +27,9 @@ from typing import Any
 
 from morphcpt.errors import MorphcptError
 from morphcpt.fileio import write_json_atomic
-from morphcpt.models.checkpoints import (PREEMPTED_EXIT_CODE, latest_checkpoint, list_checkpoints,
-                                         prune_older_optimizer_states, remove_resume_points, remove_unfinished)
+from morphcpt.models.checkpoints import (PREEMPTED_EXIT_CODE, checkpoint_save_bytes, failed_save_cleanup,
+                                         latest_checkpoint, list_checkpoints, prune_older_optimizer_states,
+                                         remove_resume_points, remove_unfinished, require_space_for_a_save)
 from morphcpt.models.launch import launch_worker
 from morphcpt.models.recipe import training_config
 from morphcpt.models.run_lock import driver_lock
@@ -108,6 +109,16 @@ def _pruning_while_training(ckpt_dir: Path, global_batch_size: int, every_s: flo
         thread.join(timeout=120)  # a prune cut off here is finished by the next one
 
 
+def _save_bytes(spec: dict[str, Any]) -> int | None:
+    """About what one checkpoint with optimizer state takes (None if the import cannot be read)."""
+    try:
+        return checkpoint_save_bytes(Path(spec["nemo_dir"]), str(spec["training"]["precision"]))
+    except Exception as exc:  # noqa: BLE001 - only the space checks go without the estimate
+        print(f"train: cannot estimate a checkpoint's size from {spec['nemo_dir']} ({exc}); no free-space check",
+              flush=True)
+        return None
+
+
 def _refuse_failed_gate(gate_path: Path) -> None:
     """A failed step-0 gate stays failed: its report is kept and every rerun stops here, before
     any GPU work, until someone removes the report on purpose."""
@@ -166,6 +177,8 @@ def _train_holding_the_folder(spec: dict[str, Any], done_path: Path, metrics_pat
             print(f"train: step-0 HF reference loss {ref['loss_' + ref['objective']]:.6f} ({ref['objective']} "
                   f"attention; {ref['loss_' + ref['control']]:.6f} under {ref['control']} attention) over "
                   f"{ref['tokens']:.0f} tokens", flush=True)
+        save_bytes = _save_bytes(spec)
+        require_space_for_a_save(ckpt_dir, save_bytes)
         try:
             with _pruning_while_training(ckpt_dir, t["global_batch_size"]):
                 rc = launch_worker(spec, env_extra, resume_note=_resume_note)
@@ -177,6 +190,7 @@ def _train_holding_the_folder(spec: dict[str, Any], done_path: Path, metrics_pat
             _requeue_after_save(spec, latest)
             raise MorphcptError(f"training stopped on SIGTERM after saving a checkpoint; {_resume_note(spec)}")
         if rc != 0:
+            failed_save_cleanup(ckpt_dir, rc, save_bytes)  # a full disk: NoSpaceError, no cut-off save left
             raise MorphcptError(f"training worker exited with code {rc}; see the log above. {_resume_note(spec)}")
     if not gate_path.is_file():
         raise MorphcptError(f"{gate_path}: missing: the step-0 gate never ran; delete {train_dir} and rerun")
