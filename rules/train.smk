@@ -2,6 +2,8 @@
 # imported weights (gated by import_parity). Checkpoints live in an undeclared folder next to
 # the sentinel, so a failed or preempted job keeps them and its rerun resumes (docs/design.md §6).
 
+from morphcpt.train_nodes import NODE_KEYS, node_resource
+
 
 rule train:
     input:
@@ -21,8 +23,9 @@ rule train:
         layout.log("train", "{family}", "{mode}"),
     threads: gpu_resources("train")["cpus_per_task"]
     resources:
-        **{k: v for k, v in gpu_resources("train").items() if k != "gpu"},
-        gpu=lambda wc: config["families"][wc.family]["parallelism"]["gpus"],
+        **{k: v for k, v in gpu_resources("train").items() if k not in NODE_KEYS},
+        # gpu=G on one node; nodes=N, gres=gpu:G, mpi, tasks=N on several (morphcpt.train_nodes)
+        **{key: node_resource(config, key) for key in NODE_KEYS},
         out_mb=out_mb("train"),
     # No Snakemake retries: they would repeat a deterministic refusal (failed gate, changed
     # config, bad input), on Slurm after another wait for GPUs. Transient stops resume through

@@ -149,12 +149,17 @@ def _check_consistency(config: dict[str, Any], source: str) -> None:
         if par["overlap_param_gather"] and not par["distributed_optimizer"]:
             raise MorphcptError(f"{source}: 'families.{name}.parallelism.overlap_param_gather' needs "
                                 "'distributed_optimizer: true' (it overlaps the distributed optimizer's all-gather)")
-        data_parallel = par["gpus"] // (par["tensor"] * par["pipeline"])
+        nodes = par.get("nodes", 1)
+        if nodes > 1 and not par["gpus"]:
+            raise MorphcptError(f"{source}: 'families.{name}.parallelism.nodes' ({nodes}) needs GPUs: set "
+                                "'parallelism.gpus' (per node) above 0, or nodes: 1 for a CPU run")
+        # docs/design.md §6: one torchrun agent per node, gpus ranks each; tensor x pipeline within a node
+        data_parallel = par["gpus"] * nodes // (par["tensor"] * par["pipeline"])
         if data_parallel and training["global_batch_size"] % (training["micro_batch_size"] * data_parallel):
             raise MorphcptError(
                 f"{source}: 'training.global_batch_size' ({training['global_batch_size']}) must be a multiple of "
                 f"micro_batch_size × data-parallel size of family {name} ({training['micro_batch_size']} × "
-                f"{data_parallel} = gpus / (tensor × pipeline))")
+                f"{data_parallel} = gpus × nodes / (tensor × pipeline))")
 
 
 def config_source(configfiles: list[str | Path], overrides: dict[str, Any] | None = None,

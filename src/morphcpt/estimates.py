@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from morphcpt.train_nodes import train_gpus
+
 LLAMA3_VOCAB = 128_256
 
 
@@ -63,8 +65,8 @@ def gpu_hours_per_train_job(config: dict[str, Any], family: str) -> float:
 
 
 def train_wall_minutes(config: dict[str, Any], family: str) -> float | None:
-    """Wall time of one train job: its GPU-hours over its GPUs (None for a CPU family)."""
-    gpus = config["families"][family].get("parallelism", {}).get("gpus", 0)
+    """Wall time of one train job: its GPU-hours over its GPUs, gpus x nodes (None for a CPU family)."""
+    gpus = train_gpus(config, family)
     return gpu_hours_per_train_job(config, family) / gpus * 60.0 if gpus else None
 
 

@@ -96,11 +96,12 @@ def attention_score_bytes_per_token_layer(shape: ModelShape, seq_length: int, te
 
 
 def estimate_gpu_memory(*, params: float, shape: ModelShape, tensor: int, pipeline: int, gpus: int,
-                        micro_batch_size: int, seq_length: int, precision: str, distributed_optimizer: bool,
+                        nodes: int = 1, micro_batch_size: int, seq_length: int, precision: str, distributed_optimizer: bool,
                         grad_reduce_in_fp32: bool, recompute: str, reserve_gib: float) -> dict[str, Any]:
-    """Bytes per GPU of one training job, by component (see the module docstring), in GiB."""
+    """Bytes per GPU of one training job, by component (see the module docstring), in GiB.
+    `gpus` per node; the data-parallel ranks span all `nodes` (docs/design.md §6)."""
     model_parallel = tensor * pipeline
-    data_parallel = max(1, gpus // model_parallel)
+    data_parallel = max(1, gpus * nodes // model_parallel)
     bf16 = str(precision).startswith("bf16")
     act_bytes = 2 if bf16 else 4
     param_share = params / model_parallel
@@ -139,12 +140,13 @@ def family_gpu_memory(config: dict[str, Any], family_name: str) -> dict[str, Any
     par, training, plan = family["parallelism"], config["training"], config["plan"]
     estimate = estimate_gpu_memory(
         params=family_params(config, family_name), shape=family_shape(family), tensor=par["tensor"],
-        pipeline=par["pipeline"], gpus=par["gpus"], micro_batch_size=training["micro_batch_size"],
+        pipeline=par["pipeline"], gpus=par["gpus"], nodes=par.get("nodes", 1), micro_batch_size=training["micro_batch_size"],
         seq_length=training["seq_length"], precision=training["precision"],
         distributed_optimizer=par["distributed_optimizer"], grad_reduce_in_fp32=par["grad_reduce_in_fp32"],
         recompute=par["recompute"], reserve_gib=plan["gpu_memory_reserve_gib"])
     estimate["shape"] = asdict(family_shape(family))
     estimate["gpus"] = par["gpus"]
+    estimate["nodes"] = par.get("nodes", 1)
     estimate["gpu_memory_gib"] = plan["gpu_memory_gib"]
     # A CPU run (gpus 0) has no GPU memory to exceed.
     estimate["fits"] = par["gpus"] == 0 or estimate["total_gib"] <= plan["gpu_memory_gib"]

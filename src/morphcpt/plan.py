@@ -104,7 +104,8 @@ def runtime_rows(config: dict[str, Any], jobs: list[Any]) -> list[dict[str, Any]
     rows: dict[tuple[str, str | None], dict[str, Any]] = {}
     for job in jobs:
         rule = job.rule.name
-        if job.rule.norun or not job.resources.get("gpu", 0):
+        # a train job on several nodes asks for its GPUs per node (gres gpu:N), not with gpu (rule_resources)
+        if job.rule.norun or not (job.resources.get("gpu", 0) or "gpu" in str(job.resources.get("gres") or "")):
             continue
         family = job.wildcards.get("family") if rule in WALL_ESTIMATES else None
         estimate = WALL_ESTIMATES[rule](config, family) if rule in WALL_ESTIMATES else None

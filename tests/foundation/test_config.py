@@ -30,7 +30,7 @@ def test_real_config_is_valid_and_gets_defaults(repo_root):
     assert config["plan"]["bytes_per_param_weights"] == 2
     # issue 10 throughput defaults for 8B on 8×80 GB
     assert config["families"]["llama31_8b"]["parallelism"] == {
-        "tensor": 1, "pipeline": 1, "gpus": 8, "distributed_optimizer": True, "overlap_grad_reduce": True,
+        "tensor": 1, "pipeline": 1, "gpus": 8, "nodes": 1, "distributed_optimizer": True, "overlap_grad_reduce": True,
         "overlap_param_gather": True, "grad_reduce_in_fp32": True, "recompute": "none"}
     assert config["training"]["micro_batch_size"] == 4
     assert config["plan"]["gpu_memory_gib"] == 80
@@ -77,6 +77,12 @@ BROKEN = [
      "'families.llama31_8b.parallelism.overlap_param_gather' needs 'distributed_optimizer: true'"),
     (("training", "micro_batch_size"), 16,
      "'training.global_batch_size' (64) must be a multiple of micro_batch_size × data-parallel size of family llama31_8b (16 × 8"),
+    # several nodes: the data-parallel ranks span them (docs/design.md §6)
+    (("families", "llama31_8b", "parallelism", "nodes"), 3,
+     "data-parallel size of family llama31_8b (4 × 24 = gpus × nodes / (tensor × pipeline))"),
+    (("families", "llama31_8b", "parallelism", "nodes"), 0, "'families.llama31_8b.parallelism.nodes': 0 is less than the minimum of 1"),
+    (("families", "llama31_8b", "parallelism"), {"gpus": 0, "nodes": 2},
+     "'families.llama31_8b.parallelism.nodes' (2) needs GPUs"),
 ]
 
 

@@ -117,3 +117,22 @@ def test_unknown_nemo_config_is_one_clear_error():
 
     with pytest.raises(MorphcptError, match="no model shape for nemo_config 'Llama31Config70B'.*add its shape"):
         family_shape({"arch": "llama", "source": "hf", "nemo_config": "Llama31Config70B"})
+
+
+def test_two_nodes_double_the_data_parallel_size_and_halve_the_wall_time(repo_root):
+    """parallelism.nodes (docs/design.md §6): 2 nodes of 8 GPUs are 16 data-parallel ranks, so the
+    distributed optimizer's share per GPU halves (everything else per GPU stays), and the train
+    job's wall time halves for the same GPU-hours."""
+    from morphcpt.estimates import gpu_hours_per_train_job, train_wall_minutes
+
+    config = validate_config(yaml.safe_load((repo_root / "config" / "config.yaml").read_text()))
+    one = family_gpu_memory(config, "llama31_8b")
+    two_nodes = copy.deepcopy(config)
+    two_nodes["families"]["llama31_8b"]["parallelism"]["nodes"] = 2
+    two = family_gpu_memory(two_nodes, "llama31_8b")
+    assert (one["nodes"], one["data_parallel"], two["nodes"], two["data_parallel"]) == (1, 8, 2, 16)
+    assert two["gib"]["optimizer"] == pytest.approx(one["gib"]["optimizer"] / 2, abs=1e-3)
+    assert {k: v for k, v in two["gib"].items() if k != "optimizer"} == {
+        k: v for k, v in one["gib"].items() if k != "optimizer"}
+    assert gpu_hours_per_train_job(two_nodes, "llama31_8b") == gpu_hours_per_train_job(config, "llama31_8b")
+    assert train_wall_minutes(two_nodes, "llama31_8b") == pytest.approx(train_wall_minutes(config, "llama31_8b") / 2)

@@ -14,7 +14,7 @@ def main(smk):
     spec = make_spec(family=smk.params.family, nemo_dir=Path(smk.input.nemo), hf_dir=Path(smk.input.hf).parent,
                      shard_files=list(smk.input.shards), train_dir=Path(smk.output.done).parent,
                      checkpoint_dir=Path(smk.params.checkpoint_dir), training=smk.params.training,
-                     seed=smk.params.seed, gpus=int(smk.resources.gpu), threads=int(smk.threads))
+                     seed=smk.params.seed, gpus=int(smk.params.family["parallelism"]["gpus"]), threads=int(smk.threads))
     summary = run_training(spec, Path(smk.output.done), Path(smk.output.metrics))
     print(f"train: done, {summary['max_steps']} steps, final loss {summary['steps'][-1]['loss']:.4f}")
 

@@ -38,9 +38,12 @@ class SaveOnSigterm(Callback):
     PREEMPTED_EXIT_CODE. Rank 0 receives the signal; the decision is broadcast every step so all
     ranks save and stop together. The driver waits `training.preemption_grace_s` for this."""
 
-    def __init__(self):
+    def __init__(self, stopped_marker=None):
         self._interrupted = False
         self._previous = None
+        # rank 0 writes {"signal", "step"} here once the save is complete: on several nodes the
+        # driver is not signalled and reads it (morphcpt.models.launch.PREEMPTED_MARKER)
+        self._marker = stopped_marker
 
     def on_train_start(self, trainer, pl_module):
         def handler(signum, _frame):
@@ -82,4 +85,8 @@ class SaveOnSigterm(Callback):
         saved = _save_now(trainer)
         print(f"train: preempted after step {trainer.global_step}; "
               f"{'checkpoint saved' if saved else 'checkpoint of this step already saved'}; exiting", flush=True)
+        if self._marker is not None and trainer.is_global_zero:
+            from morphcpt.fileio import write_json_atomic
+
+            write_json_atomic(self._marker, {"signal": int(signal.SIGTERM), "step": int(trainer.global_step)})
         sys.exit(PREEMPTED_EXIT_CODE)

@@ -50,6 +50,7 @@ def train(spec: dict[str, Any]) -> None:
 
     from morphcpt.models.checkpoint_callbacks import FinalCheckpoint, SaveOnSigterm
     from morphcpt.models.checkpoints import checkpoint_callback, latest_checkpoint
+    from morphcpt.models.launch import PREEMPTED_MARKER
     from morphcpt.models.packed_data import build_data_module, load_tokenizer
     from morphcpt.models.parallelism import apply_recompute, ddp_config
     from morphcpt.models.train_callback import MetricsCallback
@@ -70,11 +71,12 @@ def train(spec: dict[str, Any]) -> None:
         ddp=ddp_config(spec["parallel_settings"]),
     )
     trainer = nl.Trainer(
-        accelerator="gpu" if on_gpu else "cpu", devices=spec["gpus"] if on_gpu else int(spec.get("cpu_ranks", 1)), num_nodes=1,
+        accelerator="gpu" if on_gpu else "cpu", devices=spec["gpus"] if on_gpu else int(spec.get("cpu_ranks", 1)),
+        num_nodes=int(spec.get("nodes", 1)),  # one torchrun agent per node (docs/design.md §6)
         strategy=strategy, max_steps=t["max_steps"], log_every_n_steps=1, limit_val_batches=0,
         num_sanity_val_steps=0, val_check_interval=t["max_steps"], enable_progress_bar=False,
         plugins=nl.MegatronMixedPrecision(precision=t["precision"]),
-        callbacks=[MetricsCallback(spec), SaveOnSigterm(), FinalCheckpoint()],
+        callbacks=[MetricsCallback(spec), SaveOnSigterm(Path(spec["train_dir"]) / PREEMPTED_MARKER), FinalCheckpoint()],
     )
     optim = nl.MegatronOptimizerModule(
         config=OptimizerConfig(

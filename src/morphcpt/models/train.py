@@ -66,6 +66,7 @@ def make_spec(*, family: dict[str, Any], nemo_dir: Path, hf_dir: Path, shard_fil
         "train_dir": str(Path(train_dir).resolve()), "checkpoint_dir": str(Path(checkpoint_dir).resolve()),
         "training": training_config(training), "seed": int(seed), "gpus": int(gpus), "threads": int(threads),
         "tensor": int(par.get("tensor", 1)) if gpus else 1, "pipeline": int(par.get("pipeline", 1)) if gpus else 1,
+        "nodes": int(par.get("nodes", 1)) if gpus else 1,  # gpus per node; one torchrun agent per node (§6)
         "parallel_settings": train_settings(par, gpus),
     }
 
