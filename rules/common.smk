@@ -4,11 +4,10 @@ from morphcpt.rule_resources import gpu_resources as _gpu_resources, rule_resour
 
 CPU_ENV = "../envs/cpu.yaml"
 EVAL_ENV = "../envs/eval.yaml"  # CUDA torch: the evaluate rule runs on GPUs
-# The NeMo rules run in the image when one is configured, and then in no conda env: with both
-# deployment methods on, Snakemake would build envs/nemo.yaml (no TransformerEngine) inside the
-# image and run there. Without an image they use envs/nemo.yaml (docs/design.md §11).
-NEMO_CONTAINER = config["nemo_container"]
-NEMO_ENV = None if NEMO_CONTAINER else "../envs/nemo.yaml"
+# The NeMo rules start the image of `nemo_container` themselves (morphcpt.container): their script
+# runs on the host (in envs/nemo.yaml when conda is on, else where Snakemake runs) and their NeMo
+# work in the image; no Snakemake container deployment, no apptainer for a dry run (docs/design.md §11).
+NEMO_ENV = "../envs/nemo.yaml"
 
 
 def rule_resources(rule):

@@ -17,8 +17,6 @@ rule import_nemo:
         out_mb=out_mb("import_nemo"),
     conda:
         NEMO_ENV
-    container:
-        NEMO_CONTAINER
     script:
         "../workflow/scripts/import_nemo.py"
 
@@ -41,7 +39,5 @@ rule import_parity:
     retries: 0  # a gate: a failure is deterministic; its report stays as nemo_parity.json.failed
     conda:
         NEMO_ENV
-    container:
-        NEMO_CONTAINER
     script:
         "../workflow/scripts/import_parity.py"

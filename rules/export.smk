@@ -31,7 +31,5 @@ rule export:
     retries: 0  # ends in a gate: a failure is deterministic; its report stays as <parity>.failed
     conda:
         NEMO_ENV
-    container:
-        NEMO_CONTAINER
     script:
         "../workflow/scripts/export.py"

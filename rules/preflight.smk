@@ -1,14 +1,10 @@
-# Preflight (morphcpt.preflight): CHANGE_ME left in the profile's resources, no Hugging Face token
-# while a Hub download is pending, NeMo GPU jobs outside the NeMo image, or a results folder the
-# image cannot see would fail a run only after jobs were submitted. They are
+# Preflight (morphcpt.preflight): CHANGE_ME left in the profile's resources, or no Hugging Face
+# token while a Hub download is pending, would fail a run only after jobs were submitted. They are
 # warnings at parse time (so a dry run shows them) and stop a real run in `onstart`, before its
-# first job, with one line.
-from pathlib import Path
-
+# first job, with one line. Nothing here needs apptainer (docs/design.md §11).
 from snakemake.logging import logger
-from snakemake.settings.types import DeploymentMethod
 
-from morphcpt.preflight import NEMO_RULES, preflight_problems
+from morphcpt.preflight import preflight_problems
 
 
 def _as_written(resources):
@@ -16,7 +12,7 @@ def _as_written(resources):
     return {name: getattr(value, "raw", value) for name, value in (resources or {}).items()}
 
 
-def _preflight(download_jobs=None, nemo_gpu_rules=None):
+def _preflight(download_jobs=None):
     settings = workflow.resource_settings
     return preflight_problems(
         config,
@@ -24,10 +20,6 @@ def _preflight(download_jobs=None, nemo_gpu_rules=None):
         default_resources=_as_written(settings.default_resources),
         set_resources={rule: _as_written(res) for rule, res in (settings.overwrite_resources or {}).items()},
         download_jobs=download_jobs,
-        apptainer_on=DeploymentMethod.APPTAINER in workflow.deployment_settings.deployment_method,
-        apptainer_args=workflow.deployment_settings.apptainer_args,
-        run_dir=Path.cwd(),
-        nemo_gpu_rules=nemo_gpu_rules,
     )
 
 
@@ -45,14 +37,8 @@ if workflow.is_main_process:
         logger.warning(f"morphcpt preflight: warning: {_problem} (a real run stops before its first job)")
 
 
-def _nemo_gpu_rules_to_run():
-    """The NeMo rules among this run's jobs that ask for GPUs."""
-    return [job.rule.name for job in workflow.dag.needrun_jobs()
-            if job.rule.name in NEMO_RULES and job.resources.get("gpu", 0)]
-
-
 onstart:
     if not workflow.touch:
-        _problems = _preflight(_download_jobs_to_run(), _nemo_gpu_rules_to_run())
+        _problems = _preflight(_download_jobs_to_run())
         if _problems:
             raise WorkflowError("morphcpt preflight: " + " | ".join(_problems))

@@ -34,7 +34,5 @@ rule train:
     retries: 0
     conda:
         NEMO_ENV
-    container:
-        NEMO_CONTAINER
     script:
         "../workflow/scripts/train.py"

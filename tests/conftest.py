@@ -28,17 +28,6 @@ def llama3_tokenizer_dir() -> Path:
     return fetch()
 
 
-@pytest.fixture(scope="session")
-def apptainer_stand_in(tmp_path_factory) -> Path:
-    """A folder with an `apptainer` that only answers `--version`. The Slurm profile turns on
-    apptainer for the NeMo rules, and Snakemake asks its version even in a dry run; this machine
-    has no apptainer, and a dry run never starts a container. Put it first on PATH."""
-    folder = tmp_path_factory.mktemp("apptainer-stand-in")
-    (folder / "apptainer").write_text("#!/bin/sh\necho 'apptainer version 1.3.6'\n")
-    (folder / "apptainer").chmod(0o755)
-    return folder
-
-
 @pytest.fixture
 def small_tmpfs(tmp_path):
     """mount(size) -> a fresh tmpfs of `size` (mount(8) syntax: "1m") under tmp_path, unmounted at

@@ -33,11 +33,20 @@ from typing import Any
 from morphcpt.errors import MorphcptError
 
 RUNTIMES = ("apptainer", "singularity")
+# The rules whose work runs in the image of `nemo_container` when one is configured.
+NEMO_RULES = ("import_nemo", "import_parity", "train", "export")
 # The repository root: its src/ is put on PYTHONPATH in the image, so `morphcpt` imports there.
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SRC = REPO_ROOT / "src"
-# The first line of the one-line error the function in the image ended with (read back by `call`).
+# Lines the process in the image prints for `call` to read back: the function's result and the
+# one-line error it ended with (both as JSON).
+RESULT_MARK = "morphcpt-in-image-result: "
 ERROR_MARK = "morphcpt-in-image-error: "
+
+
+def runs_in_image(rule: str, config: dict[str, Any]) -> bool:
+    """Whether `rule`'s work runs in the NeMo image (then the image checks its own GPUs)."""
+    return rule in NEMO_RULES and bool(config.get("nemo_container"))
 
 
 def runtime(image: str, env: dict[str, str] | None = None) -> str:
@@ -130,28 +139,35 @@ def call_argv(rule: str, gpus: int, target: str, kwargs: dict[str, Any]) -> list
 
 
 def call(container: dict[str, Any] | None, rule: str, gpus: int, target: str, **kwargs: Any) -> Any:
-    """`target(**kwargs)` ("package.module:function"): called here without an image (its result is
-    returned); in the image otherwise, after that process checked its GPUs (None is returned:
-    such functions leave their results in files). Output goes to this process's stdout (the log)."""
+    """`target(**kwargs)` ("package.module:function") and its result: called here without an image;
+    otherwise in the image, in a process that first checks the GPUs the job asked for (the result
+    comes back as JSON: plain values and Paths). Its output goes to this process's stdout (the log);
+    its one-line MorphcptError becomes this process's."""
     if not container:
         return _function(target)(**kwargs)
     cmd = wrap(call_argv(rule, gpus, target, kwargs), container)
     print(f"{rule}: in the image: {' '.join(cmd[:6])} ... {target}", flush=True)
     proc = subprocess.Popen(cmd, env=with_src_on_path(dict(os.environ)), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, bufsize=1)
-    error = None
+    error, result = None, None
     assert proc.stdout is not None
     for line in proc.stdout:
-        if line.startswith(ERROR_MARK):
-            error = json.loads(line[len(ERROR_MARK):])
-        else:
+        for mark in (RESULT_MARK, ERROR_MARK):
+            if mark in line:  # after any unfinished line of the function's output
+                line, found = line.split(mark, 1)
+                if mark == RESULT_MARK:
+                    result = _decode(json.loads(found))
+                else:
+                    error = json.loads(found)
+                break
+        if line:
             sys.stdout.write(line)
             sys.stdout.flush()
     rc = proc.wait()
     if rc != 0:
         raise MorphcptError(error or f"{target} failed in the image {container['image']} (exit code {rc}); "
                                      "see the lines above in this log")
-    return None
+    return result
 
 
 def main(payload: str) -> int:
@@ -161,7 +177,9 @@ def main(payload: str) -> int:
     job = json.loads(payload)
     try:
         check_cuda_devices(job["rule"], int(job["gpus"]))
-        _function(job["target"])(**_decode(job["kwargs"]))
+        result = _function(job["target"])(**_decode(job["kwargs"]))
+        sys.stdout.flush()
+        print(RESULT_MARK + json.dumps(_encode(result)), flush=True)
     except MorphcptError as exc:
         print(ERROR_MARK + json.dumps(str(exc)), flush=True)
         return 1

@@ -13,6 +13,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable
 
+from morphcpt.container import runs_in_image
 from morphcpt.cuda_devices import check_cuda_devices
 from morphcpt.errors import MorphcptError
 from morphcpt.fileio import NoSpaceError, free_bytes, human_bytes, is_no_space
@@ -95,7 +96,8 @@ def run_stage(snakemake: Any, func: Callable[[Any], None]) -> None:
         with _redirect_to(log_path):
             try:
                 _warn_low_space(snakemake)
-                check_cuda_devices(rule, int(getattr(getattr(snakemake, "resources", None), "gpu", 0) or 0))
+                if not runs_in_image(rule, getattr(snakemake, "config", None) or {}):  # the image checks its own
+                    check_cuda_devices(rule, int(getattr(getattr(snakemake, "resources", None), "gpu", 0) or 0))
                 try:
                     func(snakemake)
                 except OSError as exc:

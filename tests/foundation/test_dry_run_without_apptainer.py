@@ -1,7 +1,7 @@
 """Dry runs for planning need only the Python environment (issue 19.3): `morphcpt plan` works on
-a machine without apptainer or singularity on PATH. `snakemake --profile profiles/slurm -n` does
-not yet: the profile turns on Snakemake's apptainer deployment, and Snakemake looks for the
-command even in a dry run. That test is a strict xfail, so it fails the day it starts passing."""
+a machine without apptainer or singularity on PATH, and so does `snakemake --profile profiles/slurm -n`:
+the NeMo rules start the image themselves (morphcpt.container), Snakemake's own container deployment
+(which looks for the command even in a dry run) is not used (docs/design.md §11)."""
 
 from __future__ import annotations
 
@@ -31,11 +31,10 @@ def test_plan_needs_no_apptainer(repo_root, tmp_path, path_without_apptainer):
     assert proc.stdout.startswith("plan for target all_llama")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 19.3 not done: the slurm profile's apptainer deployment makes "
-                                       "Snakemake require apptainer even for -n")
 def test_slurm_profile_dry_run_needs_no_apptainer(repo_root, path_without_apptainer):
     proc = subprocess.run([sys.executable, "-m", "snakemake", "--profile", "profiles/slurm", "-n", "--forceall",
                            "models_llama"], cwd=repo_root, capture_output=True, text=True, timeout=180,
                           env={**os.environ, "PATH": path_without_apptainer})
     assert "apptainer or singularity command has to be available" not in proc.stderr
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "rule import_nemo:" in proc.stdout + proc.stderr and "rule train:" not in proc.stdout + proc.stderr

@@ -1,7 +1,8 @@
-"""Where each rule runs (docs/design.md §11): with the shipped config the NeMo rules run in the
-pinned NeMo image and in no conda env (with both deployment methods on, Snakemake would build the
-CPU env inside the image), every other rule in its conda env when conda is on; the CPU demo runs the
-NeMo rules in envs/nemo.yaml. The shipped Slurm profile runs the image and gives it the GPUs."""
+"""Where each rule runs (docs/design.md §11): no rule uses Snakemake's container deployment (a dry
+run needs no apptainer); with the shipped config the NeMo rules run their script in the
+environment Snakemake runs in (envs/nemo.yaml with conda on) and start the pinned NeMo image themselves
+(morphcpt.container, tests/foundation/test_container.py); every other rule in its conda env when
+conda is on; the CPU demo runs the NeMo rules in envs/nemo.yaml."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ from pathlib import Path
 
 import yaml
 
+from morphcpt.container import NEMO_RULES
 from morphcpt.plan import dry_run_jobs
-from morphcpt.preflight import NEMO_RULES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+SCRIPTS = REPO_ROOT / "workflow" / "scripts"
 
 
 def _environments(configfile: Path, target: str) -> dict[str, tuple[str | None, str | None]]:
@@ -26,19 +28,21 @@ def _environments(configfile: Path, target: str) -> dict[str, tuple[str | None, 
     return found
 
 
-def test_shipped_config_runs_the_nemo_rules_in_the_pinned_image():
+def test_shipped_config_starts_the_pinned_image_from_the_nemo_rules():
     config = yaml.safe_load((REPO_ROOT / "config" / "config.yaml").read_text())
-    image = config["nemo_container"]
-    assert image == "docker://nvcr.io/nvidia/nemo:26.02"
+    assert config["nemo_container"] == "docker://nvcr.io/nvidia/nemo:26.02"
     envs = _environments(REPO_ROOT / "config" / "config.yaml", "all_llama")
     assert set(NEMO_RULES) <= envs.keys() and "evaluate" in envs and "tokenize" in envs
-    # preflight's list of NeMo rules is exactly the rules that run in the image
-    assert {rule for rule, (_, container) in envs.items() if container} == set(NEMO_RULES)
-    for rule, (conda, container) in envs.items():
+    assert not [rule for rule, (_, image) in envs.items() if image]  # Snakemake starts no container
+    for rule, (conda, _) in envs.items():
         if rule in NEMO_RULES:
-            assert (conda, container) == (None, image), rule
+            assert conda == "nemo.yaml", rule  # the host side (driver, adapters) when conda is on
+            # the rule's script takes the image from the config and runs its NeMo work there
+            text = (SCRIPTS / f"{rule}.py").read_text()
+            assert 'container.setting(smk.config["nemo_container"]' in text, rule
+            assert "container.call(" in text or 'spec["container"] = image' in text, rule
         else:
-            assert container is None and conda in {"cpu.yaml", "eval.yaml"}, (rule, conda)
+            assert conda in {"cpu.yaml", "eval.yaml"}, (rule, conda)
     assert envs["evaluate"][0] == "eval.yaml"
 
 
@@ -48,7 +52,7 @@ def test_demo_runs_the_nemo_rules_in_the_cpu_env():
         assert envs[rule] == ("nemo.yaml", None), rule
 
 
-def test_slurm_profile_runs_rules_in_their_environments_with_gpus():
+def test_slurm_profile_needs_no_container_deployment():
     profile = yaml.safe_load((REPO_ROOT / "profiles" / "slurm" / "config.yaml").read_text())
-    assert profile["software-deployment-method"] == ["apptainer"]
-    assert "--nv" in profile["apptainer-args"].split()
+    assert "apptainer" not in profile.get("software-deployment-method", [])
+    assert "apptainer-args" not in profile and "apptainer-prefix" not in profile

@@ -11,7 +11,8 @@ from morphcpt.plan import make_plan, runtime_warnings
 def test_plan_lists_gpu_rules_with_requested_runtime_and_train_estimate(repo_root, tmp_path):
     plan = make_plan("all_llama", repo_root / "config" / "config.yaml", full=True, workdir=tmp_path)
     rows = {(r["rule"], r["family"]): r for r in plan["runtime"]}
-    assert set(rows) == {("import_nemo", None), ("import_parity", None), ("train", "llama31_8b"),
+    # import_nemo is not a GPU rule (NeMo's importer converts on CPU: issue 19.5)
+    assert set(rows) == {("import_parity", None), ("train", "llama31_8b"),
                          ("export", None), ("evaluate", "llama31_8b")}
     train = rows[("train", "llama31_8b")]
     # 6·N·D at MFU 0.4 of 989 TFLOPS, over the family's 8 GPUs (same numbers as test_dag's GPU-hours)

@@ -1,6 +1,6 @@
-"""Preflight: an unedited profile, a missing Hugging Face token, or NeMo GPU jobs that would run
-outside (or not see their results from) the NeMo image stop a real run before its first job with
-one line (a dry run warns), whether the profile is given as a path or by name."""
+"""Preflight: an unedited profile or a missing Hugging Face token stop a real run before its first
+job with one line (a dry run warns), whether the profile is given as a path or by name. Nothing
+here needs apptainer (the NeMo jobs start the image themselves: tests/foundation/test_container.py)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,7 @@ import pytest
 import yaml
 
 from morphcpt.layout import Layout
-from morphcpt.preflight import (NEMO_RULES, apptainer_binds, configured_nemo_gpu_rules, nemo_gpu_jobs_outside_image,
-                                pending_hub_downloads, preflight_problems, results_outside_image,
-                                unedited_profile_values)
+from morphcpt.preflight import pending_hub_downloads, preflight_problems, unedited_profile_values
 
 SECRET = "hf_SECRETvalue0123456789"
 
@@ -43,12 +41,12 @@ def _profile(repo_root, name):
 
 def test_the_shipped_slurm_profile_is_caught_and_the_local_one_is_not(repo_root):
     slurm = _profile(repo_root, "slurm")
-    found = unedited_profile_values(slurm["default-resources"], slurm["set-resources"])
-    assert found == ["default-resources slurm_partition=CHANGE_ME_cpu_partition",
-                     "default-resources slurm_account=CHANGE_ME_account",
-                     "set-resources slurm_partition=CHANGE_ME_gpu_partition (import_nemo, import_parity, train, export, evaluate)"]
+    found = unedited_profile_values(slurm["default-resources"], slurm.get("set-resources"))
+    assert found == ["default-resources slurm_account=CHANGE_ME_account"]  # partitions: config `slurm:`
     edited = {k: v.replace("CHANGE_ME_", "site_") for k, v in slurm["default-resources"].items()}
     assert unedited_profile_values(edited, {"train": {"slurm_partition": "gpu"}}) == []
+    assert unedited_profile_values({}, {"train": {"slurm_partition": "CHANGE_ME_gpu"}, "export": {"x": "CHANGE_ME_gpu"}}) \
+        == ["set-resources slurm_partition=CHANGE_ME_gpu (train)", "set-resources x=CHANGE_ME_gpu (export)"]
     local = _profile(repo_root, "local")
     assert unedited_profile_values(local.get("default-resources"), local.get("set-resources")) == []
 
@@ -105,7 +103,6 @@ def test_unedited_profile_stops_a_real_run_before_its_first_job(repo_root, tmp_p
     assert rc != 0
     lines = [ln for ln in out.splitlines() if ln.startswith("morphcpt preflight: the Snakemake profile")]
     assert len(lines) == 1 and "default-resources slurm_account=CHANGE_ME_account" in lines[0]
-    assert "set-resources slurm_partition=CHANGE_ME_gpu_partition (import_nemo" in lines[0]
     _assert_nothing_ran(tmp_path)
 
 
@@ -123,62 +120,3 @@ def test_missing_token_stops_a_real_run_before_anything_starts(repo_root, tmp_pa
     assert rc == 0 and "no Hugging Face token" not in out and SECRET not in out
 
 
-def test_nemo_gpu_jobs_outside_the_image_are_caught(hf_config):
-    image = "docker://nvcr.io/nvidia/nemo:26.02"
-    assert nemo_gpu_jobs_outside_image(None, False, ["train"]) is None  # no image: the current env on purpose
-    assert nemo_gpu_jobs_outside_image(image, True, ["train"]) is None  # apptainer runs them in the image
-    assert nemo_gpu_jobs_outside_image(image, False, []) is None  # nothing on GPUs (the CPU demo)
-    line = nemo_gpu_jobs_outside_image(image, False, ["train", "import_nemo", "train"])
-    assert line.startswith(f"the NeMo jobs on GPUs (import_nemo, train) would run outside the NeMo image {image}")
-    assert "--software-deployment-method apptainer" in line and "nemo_container: null" in line
-    # without the DAG, the config decides: the demo gives no NeMo rule a GPU, the real config all four
-    assert configured_nemo_gpu_rules(hf_config) == []
-    shipped = yaml.safe_load((Path(__file__).resolve().parents[2] / "config" / "config.yaml").read_text())
-    assert configured_nemo_gpu_rules(shipped) == list(NEMO_RULES)
-
-
-def test_nemo_gpu_jobs_outside_the_image_stop_a_real_run(repo_root, tmp_path, hf_config):
-    del hf_config["families"]["small_gemma"]  # no token problem here
-    hf_config["nemo_container"] = "docker://nvcr.io/nvidia/nemo:26.02"
-    hf_config["resources"]["import_nemo"] = {**hf_config["resources"].get("import_nemo", {}), "gpu": 1}
-    rc, out = _snakemake(repo_root, tmp_path, hf_config, "--cores", "1", "-n", "models")
-    assert rc == 0 and "morphcpt preflight: warning: the NeMo jobs on GPUs (import_nemo) would run outside" in out, out
-    rc, out = _snakemake(repo_root, tmp_path, hf_config, "--cores", "1", "models")
-    assert rc != 0
-    lines = [ln for ln in out.splitlines() if ln.startswith("morphcpt preflight: the NeMo jobs on GPUs")]
-    assert len(lines) == 1 and "(import_nemo)" in lines[0], out[-3000:]
-    _assert_nothing_ran(tmp_path)
-
-
-def test_apptainer_binds_are_read_in_every_spelling():
-    args = "--nv --bind /scratch/a,/data/b:/mnt/b:ro -B /work/c --bind=/lustre/d --cleanenv"
-    assert apptainer_binds(args) == [Path("/scratch/a"), Path("/data/b"), Path("/work/c"), Path("/lustre/d")]
-    assert apptainer_binds("") == [] and apptainer_binds("--nv") == []
-
-
-def test_results_outside_the_working_directory_need_a_bind(tmp_path):
-    work, scratch = tmp_path / "repo", tmp_path / "scratch"
-    work.mkdir()
-    scratch.mkdir()
-    assert results_outside_image("results", work, "--nv") is None  # inside: Snakemake binds the workdir
-    line = results_outside_image(scratch / "results", work, "--nv")
-    assert line.startswith(f"results_dir {scratch / 'results'} is outside the working directory {work}")
-    assert f"--bind {scratch / 'results'}" in line
-    assert results_outside_image(scratch / "results", work, f"--nv --bind {scratch}") is None
-    # a link out of the working directory is outside too: the image sees the link, not its target
-    (work / "results").symlink_to(scratch, target_is_directory=True)
-    assert results_outside_image("results", work, "--nv") is not None
-
-
-def test_results_outside_the_image_are_a_problem_only_when_the_image_runs_nemo_on_gpus(hf_config, tmp_path):
-    layout = Layout(hf_config)
-    del hf_config["families"]["small_gemma"]
-    hf_config["nemo_container"] = "docker://nvcr.io/nvidia/nemo:26.02"  # results_dir is in tmp_path
-    work = tmp_path / "work"
-    work.mkdir()
-    common = dict(apptainer_on=True, apptainer_args="--nv", run_dir=work)
-    assert preflight_problems(hf_config, layout, nemo_gpu_rules=[], **common) == []  # the CPU demo
-    (line,) = preflight_problems(hf_config, layout, nemo_gpu_rules=["train"], **common)
-    assert line.startswith("results_dir ") and "--bind" in line
-    assert preflight_problems(hf_config, layout, nemo_gpu_rules=["train"], apptainer_on=True,
-                              apptainer_args=f"--nv --bind {tmp_path}", run_dir=work) == []

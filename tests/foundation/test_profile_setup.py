@@ -17,7 +17,7 @@ THIS_PROFILE_MARK = "slurm_account=CHANGE_ME_account"
 
 
 @pytest.fixture()
-def home(tmp_path, monkeypatch, apptainer_stand_in) -> dict[str, str]:
+def home(tmp_path, monkeypatch) -> dict[str, str]:
     """A temporary HOME and site config folder, for this process and for subprocesses."""
     env = {
         "HOME": str(tmp_path / "home"),
@@ -27,7 +27,6 @@ def home(tmp_path, monkeypatch, apptainer_stand_in) -> dict[str, str]:
         Path(value).mkdir()
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
-    env["PATH"] = f"{apptainer_stand_in}:{os.environ['PATH']}"
     return {**os.environ, **env}
 
 

@@ -60,7 +60,7 @@ def test_check_lists_every_problem_and_the_fix(monkeypatch):
         nemo_stack.check()
     text = str(err.value)
     assert "container /scratch/nemo_26.02.sif" in text and "nemo 3.0.0" in text and "TransformerEngine" in text
-    assert "nemo_container" in text and "apptainer-args: --nv" in text
+    assert "nemo_container" in text and "apptainer exec --nv" in text
     monkeypatch.setenv(nemo_stack.ALLOW_GPU_WITHOUT_TE_ENV, "1")
     with pytest.raises(MorphcptError, match="nemo 3.0.0") as err:
         nemo_stack.check()

@@ -36,3 +36,45 @@ def test_every_job_asks_for_exactly_one_node(sbatch_lines):
 def test_gpu_jobs_get_one_task_not_one_per_gpu(sbatch_lines):
     for rule in ("import_parity", "train", "export", "evaluate"):
         assert "--ntasks-per-gpu" not in sbatch_lines[rule], (rule, sbatch_lines[rule])
+
+
+def test_train_carries_its_signal_before_the_time_limit(sbatch_lines):
+    """No site profile needed for the save on SIGTERM (issue 19.7): train's own resources hold
+    slurm_extra --signal=TERM@<training.preemption_grace_s + 300> (600 s in the config)."""
+    assert "--signal=TERM@900" in sbatch_lines["train"].split(), sbatch_lines["train"]
+    assert not [rule for rule, call in sbatch_lines.items() if rule != "train" and "--signal" in call]
+
+
+def test_import_nemo_asks_for_no_gpu(repo_root, tmp_path):
+    """NeMo's importer converts on CPU (issue 19.5): no idle GPU (the plugin's own set_gres_string,
+    which submit() appends to the sbatch line); the parity gate after it has one."""
+    from snakemake_executor_plugin_slurm.utils import set_gres_string
+
+    jobs = {job.rule.name: job for job in dry_run_jobs("models_llama", repo_root / "config" / "config.yaml",
+                                                        full=True, workdir=tmp_path)}
+    assert set_gres_string(jobs["import_nemo"]) == ""
+    assert set_gres_string(jobs["import_parity"]).split() == ["--gpus=1"]
+
+
+def test_partitions_come_from_the_config(repo_root, tmp_path):
+    """Config `slurm:` gives every job its partition through the rule's resources, read by the
+    plugin's own get_partition_arg (no site profile needed); unset, no -p: the cluster's default."""
+    import yaml
+    from types import SimpleNamespace
+
+    from snakemake_executor_plugin_slurm import Executor
+
+    config = yaml.safe_load((repo_root / "config" / "config.yaml").read_text())
+    # a stand-in executor with no partition table: get_partition_arg then only reads the job
+    plugin = SimpleNamespace(_partitions=None, _fallback_partition="", logger=None)
+    for partitions, expect in (({"cpu_partition": "cpu-q", "gpu_partition": "gpu-q"}, (" -p cpu-q", " -p gpu-q")),
+                               ({"cpu_partition": None, "gpu_partition": None}, ("", ""))):
+        config["slurm"] = partitions
+        configfile = tmp_path / "config.yaml"
+        configfile.write_text(yaml.safe_dump(config))
+        jobs = {job.rule.name: job for job in dry_run_jobs("all_llama", configfile, full=True, workdir=tmp_path)
+                if not job.rule.norun}
+        for rule in ("download_model", "import_nemo", "tokenize"):
+            assert Executor.get_partition_arg(plugin, jobs[rule]) == expect[0], rule
+        for rule in ("import_parity", "train", "export", "evaluate"):
+            assert Executor.get_partition_arg(plugin, jobs[rule]) == expect[1], rule

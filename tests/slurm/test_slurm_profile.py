@@ -1,11 +1,12 @@
-"""The workflow on a real (local, one-node) Slurm cluster through the shipped slurm profile.
+"""The workflow on a real (local, one-node) Slurm cluster under a minimal site profile (issue 19.7).
 
-`--profile profiles/slurm` plus a small override profile generated in tmp that fills in the
-site choices (partition, account) the way a user edits the CHANGE_ME placeholders, and the
-settings a cluster without accounting needs (squeue status checks). A real target of the
-workflow runs on a tiny synthetic config; the test then reads back from slurmctld what each job
-asked for: GPU rules must have gone through sbatch with --gpus=N (no --ntasks-per-gpu), to the
-GPU partition, and produced their outputs.
+The profile, generated in tmp, is what a site's own `slurm` profile may be: `executor: slurm`,
+`jobs`, the account, plus what this cluster without accounting needs (squeue status checks,
+short waits). Everything else comes from the workflow's rules and config: resources, the
+partitions (config `slurm:`), nodes=1. A real target of the workflow runs on a tiny synthetic
+config; the test then reads back from slurmctld what each job asked for: GPU rules must have gone
+through sbatch with --gpus=N (no --ntasks-per-gpu) to the GPU partition, CPU rules (import_nemo
+among them: NeMo's importer converts on CPU) to the CPU partition, and produced their outputs.
 """
 
 from __future__ import annotations
@@ -22,13 +23,12 @@ from morphcpt.cuda_devices import FAKE_GPUS_ENV
 from morphcpt.layout import Layout
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SHIPPED_PROFILE = REPO_ROOT / "profiles" / "slurm" / "config.yaml"
 TEST_ACCOUNT = "morphcpt-test"
 CPU_PARTITION, GPU_PARTITION = "cpu", "gpu"  # made by scripts/slurm_local/start.sh
 TARGET = "models_llama"
-# rule -> GPUs it asks for in the test config (None: a CPU rule). Two different counts so a
+# rule -> GPUs it asks for in the test config (None: a CPU rule). 2, not the default 1, so a
 # value that does not come from the rule's config cannot pass.
-EXPECTED_GPUS = {"download_model": None, "import_nemo": 2, "import_parity": 1}
+EXPECTED_GPUS = {"download_model": None, "import_nemo": None, "import_parity": 2}
 # A hang guard, not the expected time: about 3 min on 2 idle cores (three jobs, two loading
 # NeMo, plus the executor's status polling, which backs off by 10 s per check while a job
 # runs); 6 min on 2 cores shared with other test runs. On INT Snakemake cancels its jobs and
@@ -37,13 +37,11 @@ SNAKEMAKE_TIMEOUT_S = 540
 
 
 def write_site_profile(folder: Path) -> Path:
-    """The shipped profile's site choices with the placeholders filled in for the local cluster."""
-    shipped = yaml.safe_load(SHIPPED_PROFILE.read_text())
+    """A minimal site profile: executor, jobs, account; the rest is what this test cluster needs."""
     site = {
-        "default-resources": {**shipped["default-resources"], "slurm_partition": CPU_PARTITION,
-                              "slurm_account": TEST_ACCOUNT},
-        "set-resources": {rule: {**res, "slurm_partition": GPU_PARTITION}
-                          for rule, res in shipped["set-resources"].items()},
+        "executor": "slurm",
+        "jobs": 3,
+        "default-resources": {"slurm_account": TEST_ACCOUNT},
         # No slurmdbd on the test cluster: sacct cannot answer, squeue can (MinJobAge=600).
         "slurm-status-command": "squeue",
         "slurm-init-seconds-before-status-checks": 2,
@@ -69,6 +67,7 @@ def write_test_config(tmp_path: Path) -> dict:
     """The demo config (synthetic tiny Llama) with its results in tmp and GPU-tagged import rules."""
     config = absolute_local_paths(yaml.safe_load((REPO_ROOT / "config" / "demo.yaml").read_text()))
     config["results_dir"] = str(tmp_path / "results")
+    config["slurm"] = {"cpu_partition": CPU_PARTITION, "gpu_partition": GPU_PARTITION}
     small = {"cpus_per_task": 1, "mem_mb": 3000, "runtime": 20}
     config["resources"] = {"default": dict(small)}
     for rule, gpus in EXPECTED_GPUS.items():
@@ -84,7 +83,7 @@ def run_snakemake(cluster, workdir: Path, site_profile: Path, configfile: Path) 
     env = {**cluster.env, "PATH": f"{Path(sys.executable).parent}:{cluster.env['PATH']}", FAKE_GPUS_ENV: "1"}
     # SIGINT, not SIGTERM: on INT Snakemake cancels its Slurm jobs and exits.
     command = ["timeout", "-s", "INT", "-k", "30", str(SNAKEMAKE_TIMEOUT_S),
-               sys.executable, "-m", "snakemake", "--profile", "profiles/slurm", "--profile", str(site_profile),
+               sys.executable, "-m", "snakemake", "--profile", str(site_profile),
                "--directory", str(workdir), "--verbose", TARGET, "--configfile", str(configfile)]
     return subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True,
                           timeout=SNAKEMAKE_TIMEOUT_S + 60)

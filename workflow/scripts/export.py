@@ -5,12 +5,15 @@ from pathlib import Path
 
 
 def main(smk):
-    from morphcpt.models.export import export_checkpoint
+    from morphcpt import container
     from morphcpt.models.nemo_io import describe_parity
 
-    report = export_checkpoint(Path(smk.params.checkpoint_dir), int(smk.wildcards.step),
-                               smk.params.global_batch_size, Path(smk.output.hf), Path(smk.input.hf).parent,
-                               dict(smk.params.thresholds), Path(smk.output.parity))
+    image = container.setting(smk.config["nemo_container"], smk.config["results_dir"])  # before any work
+    report = container.call(image, smk.rule, smk.resources.gpu, "morphcpt.models.export:export_checkpoint",
+                            checkpoint_dir=Path(smk.params.checkpoint_dir), step=int(smk.wildcards.step),
+                            global_batch_size=int(smk.params.global_batch_size), out_dir=Path(smk.output.hf),
+                            base_hf_dir=Path(smk.input.hf).parent, thresholds=dict(smk.params.thresholds),
+                            report_path=Path(smk.output.parity))
     print(f"export: step {smk.wildcards.step} passed parity, {describe_parity(report)}")
 
 

@@ -4,12 +4,14 @@ from pathlib import Path
 
 
 def main(smk):
+    from morphcpt import container
     from morphcpt.models.download import verify_manifest
-    from morphcpt.models.nemo_io import import_nemo
 
+    image = container.setting(smk.config["nemo_container"], smk.config["results_dir"])  # before any work
     hf_dir = Path(smk.input.manifest).parent
     verify_manifest(Path(smk.input.manifest))
-    out = import_nemo(hf_dir, Path(smk.output.nemo), smk.params.family)
+    out = container.call(image, smk.rule, smk.resources.gpu, "morphcpt.models.nemo_io:import_nemo",
+                         hf_dir=hf_dir, out_dir=Path(smk.output.nemo), family=dict(smk.params.family))
     print(f"import_nemo: {hf_dir} -> {out}")
 
 

@@ -5,10 +5,14 @@ from pathlib import Path
 
 
 def main(smk):
-    from morphcpt.models.nemo_io import describe_parity, import_parity
+    from morphcpt import container
+    from morphcpt.models.nemo_io import describe_parity
 
-    report = import_parity(Path(smk.input.manifest).parent, Path(smk.input.nemo), dict(smk.params.thresholds),
-                           Path(smk.output.report), smk.params.family)
+    image = container.setting(smk.config["nemo_container"], smk.config["results_dir"])  # before any work
+    report = container.call(image, smk.rule, smk.resources.gpu, "morphcpt.models.nemo_io:import_parity",
+                            hf_dir=Path(smk.input.manifest).parent, nemo_dir=Path(smk.input.nemo),
+                            thresholds=dict(smk.params.thresholds), report_path=Path(smk.output.report),
+                            family=dict(smk.params.family))
     print(f"import_parity: passed, {describe_parity(report)}")
 
 

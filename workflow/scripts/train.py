@@ -5,8 +5,11 @@ from pathlib import Path
 
 
 def main(smk):
+    from morphcpt import container
     from morphcpt.errors import MorphcptError
     from morphcpt.models.train import make_spec, run_training
+
+    image = container.setting(smk.config["nemo_container"], smk.config["results_dir"])  # before any work
 
     parity = json.loads(Path(smk.input.import_parity).read_text())
     if not parity.get("passed"):
@@ -15,6 +18,7 @@ def main(smk):
                      shard_files=list(smk.input.shards), train_dir=Path(smk.output.done).parent,
                      checkpoint_dir=Path(smk.params.checkpoint_dir), training=smk.params.training,
                      seed=smk.params.seed, gpus=int(smk.params.family["parallelism"]["gpus"]), threads=int(smk.threads))
+    spec["container"] = image  # the NeMo work runs in the image when one is configured (docs/design.md §11)
     summary = run_training(spec, Path(smk.output.done), Path(smk.output.metrics))
     print(f"train: done, {summary['max_steps']} steps, final loss {summary['steps'][-1]['loss']:.4f}")
 

@@ -131,7 +131,7 @@ def check() -> dict[str, object]:
         where = f"container {versions['container']}" if versions["container"] else "this environment"
         raise MorphcptError(
             f"the NeMo rules cannot run in {where}:\n  - " + "\n  - ".join(found) + "\n"
-            "On GPU nodes run them in the pinned NeMo container (config nemo_container, with the Slurm profile's "
-            "`software-deployment-method: apptainer` and `apptainer-args: --nv`); on CPU use the pinned "
+            "On GPU nodes run them in the pinned NeMo container (config nemo_container: the jobs start it with "
+            "`apptainer exec --nv`, morphcpt.container); on CPU use the pinned "
             "stack of constraints.txt (`make setup`). See the README, 'GPU environment'.")
     return versions

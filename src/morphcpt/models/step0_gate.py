@@ -105,7 +105,13 @@ def compute_step0_reference_released(spec: dict[str, Any]) -> dict[str, Any]:
     """`compute_step0_reference`, leaving nothing on a training GPU once the workers start: on
     GPUs it runs in a spawned child process that exits before the launch (the driver never opens
     a CUDA context on cuda:0, where rank 0 trains); on CPU in this process, where
-    `hf_reference_losses` drops the model before returning."""
+    `hf_reference_losses` drops the model before returning. With the NeMo image
+    (`spec["container"]`), in a process in the image that likewise ends before the launch."""
+    if spec.get("container"):
+        from morphcpt import container
+
+        return container.call(spec["container"], "train", spec["gpus"],
+                              "morphcpt.models.step0_gate:compute_step0_reference", spec=spec)
     if not spec["gpus"]:
         return compute_step0_reference(spec)
     import multiprocessing

@@ -25,6 +25,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from morphcpt import container
 from morphcpt.errors import MorphcptError
 from morphcpt.fileio import write_json_atomic
 from morphcpt.models.checkpoints import (PREEMPTED_EXIT_CODE, checkpoint_save_bytes, failed_save_cleanup,
@@ -136,17 +137,29 @@ def _refuse_failed_gate(gate_path: Path) -> None:
 
 def run_training(spec: dict[str, Any], done_path: Path, metrics_path: Path,
                  env_extra: dict[str, str] | None = None) -> dict[str, Any]:
-    """Driver: checks, step-0 reference, worker launch, then metrics.json and the sentinel."""
-    from morphcpt.models.nemo_io import check_arch_runnable, nemo_setup
+    """Driver: checks, step-0 reference, worker launch, then metrics.json and the sentinel.
 
-    check_arch_runnable(spec["arch"])
-    software = nemo_setup()  # stops here, before any work, in an environment the NeMo rules do not accept
+    With `spec["container"]` (morphcpt.container.setting) the driver runs on the host and the NeMo
+    work in the image: the stack and GPU check, the step-0 reference and the workers."""
+    # Stops here, before any work, in an environment the NeMo rules do not accept.
+    software = container.call(spec.get("container"), "train", spec["gpus"], "morphcpt.models.train:check_stack",
+                              arch=spec["arch"])
     if spec["gpus"] and spec["gpus"] % (spec["tensor"] * spec["pipeline"]):
         raise MorphcptError(f"parallelism: gpus {spec['gpus']} is not a multiple of tensor x pipeline "
                             f"({spec['tensor']} x {spec['pipeline']})")
     Path(spec["train_dir"]).mkdir(parents=True, exist_ok=True)
     with driver_lock(Path(spec["train_dir"])):  # one trainer per run folder, before anything in it changes
         return _train_holding_the_folder(spec, done_path, metrics_path, env_extra, software)
+
+
+def check_stack(arch: str) -> dict[str, Any]:
+    """The NeMo stack of this process (where the workers run), or a MorphcptError with the fix.
+    Without importing NeMo (`nemo_io.stack_check`): the driver builds no NeMo object except for
+    the step-0 reference, which sets NeMo up itself, so a resumed launch skips NeMo's imports."""
+    from morphcpt.models.nemo_io import check_arch_runnable, stack_check
+
+    check_arch_runnable(arch)
+    return stack_check()
 
 
 def _train_holding_the_folder(spec: dict[str, Any], done_path: Path, metrics_path: Path,
