@@ -161,3 +161,21 @@ def test_readme_cpu_commands_run(repo_root, tmp_path, llama3_tokenizer_dir):
         proc = subprocess.run([str(bin_dir / argv[0]), *argv[1:]], cwd=repo_root, capture_output=True, text=True,
                               timeout=300)
         assert proc.returncode == 0, f"{command}: {proc.stderr[-2000:]}"
+
+
+def test_readme_install_steps_are_the_makefiles(repo_root):
+    """The two pip commands the README says `make setup` runs are the Makefile's, with its default
+    torch index and the pins of constraints.txt (torch, and the versions the README names)."""
+    readme = (repo_root / "README.md").read_text()
+    makefile = (repo_root / "Makefile").read_text()
+    pins = dict(re.findall(r"^([\w.-]+)==(\S+)$", (repo_root / "constraints.txt").read_text(), flags=re.M))
+    index = re.search(r"^TORCH_INDEX \?= (\S+)$", makefile, flags=re.M).group(1)
+    assert f"pip install -q torch=={pins['torch']} --index-url $(TORCH_INDEX)" in makefile
+    assert f"`pip install torch=={pins['torch']} --index-url {index}`" in readme
+    extras = re.search(r"pip install -q -c constraints.txt -e '(\.\[[\w,]+\])'", makefile).group(1)
+    assert f"`pip install -c constraints.txt -e '{extras}'`" in readme
+    shown = re.search(r"from PyPI: NeMo ([\d.]+),\s+megatron-core ([\d.]+), transformers ([\d.]+), Snakemake ([\d.]+), "
+                      r"lm-eval ([\d.]+)", readme.replace("\n  ", " ").replace("\n", " "))
+    assert shown, "the README's list of pinned versions in the install steps"
+    for name, version in zip(("nemo-toolkit", "megatron-core", "transformers", "snakemake", "lm_eval"), shown.groups()):
+        assert f"{pins[name]}.".startswith(f"{version}."), f"README says {name} {version}, constraints.txt pins {pins[name]}"
