@@ -111,23 +111,63 @@ def test_step0_gate_passes_for_the_declared_objective(training_run):
     gate = json.loads((training_run["train_dir"] / "step0_gate.json").read_text())
     assert gate["passed"] and gate["relative_diff"] < 1e-5  # fp32: the same model on the same tokens
     assert (gate["objective"], gate["control"]) == ("causal", "document")
-    # The packed samples hold several documents: the control objective is really different.
-    assert gate["relative_diff_control"] > 100 * max(gate["relative_diff"], 1e-9)
     assert _metrics(training_run)[0]["loss"] == pytest.approx(gate["nemo_loss"])
+    # The gate batch (many short documents per sequence) separates the objectives by more than
+    # 5 tolerances, and NeMo's forward on it matches the declared objective, not the control.
+    g = gate["gate_batch"]
+    print(f"step-0 gate: first batch {gate['relative_diff']:.2e}; gate batch {g['documents']} documents, NeMo vs "
+          f"causal {g['relative_diff']:.2e}, vs document {g['relative_diff_control']:.2e}, objectives "
+          f"{gate['control_gap']:.2e} apart (tolerance {gate['tolerance']:g})")
+    assert gate["separable"] and gate["control_gap"] >= 5 * gate["tolerance"]
+    assert g["relative_diff"] < 1e-5 and g["relative_diff_control"] > 100 * max(g["relative_diff"], 1e-9)
+    assert g["documents"] >= 4 * g["sequences"]
 
 
-def test_gate_fails_when_the_loss_matches_the_other_objective_better():
-    ref = {"objective": "causal", "control": "document", "loss_causal": 5.00, "loss_document": 5.02, "tokens": 100}
-    passed = verdict(5.001, ref, 0.01)
-    assert passed["passed"] and passed["control_gap"] == pytest.approx(0.004)
-    # Within tolerance of the declared objective, but closer to the control: the run trains
-    # another objective than declared (e.g. a kernel honouring a per-document mask).
-    failed = verdict(5.019, ref, 0.01)
+# HF losses of the two batches: the first batch barely separates the objectives (as the demo's
+# own batches), the gate batch does (0.4%).
+REF = {"objective": "causal", "control": "document", "loss_causal": 5.000, "loss_document": 5.0002, "tokens": 100,
+       "gate_batch": {"loss_causal": 6.00, "loss_document": 6.024, "tokens": 80, "sequences": 4, "documents": 40,
+                      "doc_tokens": 8}}
+
+
+def test_gate_passes_on_a_separable_gate_batch_matching_the_declared_objective():
+    passed = verdict(5.00001, REF, 1e-4, 6.0001)
+    assert passed["passed"] and passed["reason"] is None and passed["separable"]
+    assert passed["control_gap"] == pytest.approx(0.004)
+    assert passed["gate_batch"]["relative_diff"] == pytest.approx(0.0001 / 6)
+    assert passed["relative_diff_control"] == pytest.approx(0.00019 / 5.0002)
+
+
+def test_gate_fails_when_the_gate_batch_loss_matches_the_other_objective_better():
+    # Within the tolerance of neither would pass; with a 1% tolerance the batch is not separable.
+    failed = verdict(5.00001, REF, 1e-4, 6.0239)
     assert not failed["passed"] and "better than under the declared causal attention" in failed["reason"]
-    assert not verdict(5.2, ref, 0.01)["passed"]
-    assert not verdict(None, ref, 0.01)["passed"]
-    # Whether the batch separates the objectives by 5 tolerances is recorded (0.4% apart: not at 1%).
-    assert not passed["separable"] and verdict(5.0001, ref, 1e-4)["separable"]
+    wide = {**REF, "gate_batch": {**REF["gate_batch"], "loss_document": 6.6}}  # 10% apart
+    failed = verdict(5.00001, wide, 0.01, 6.59)
+    assert not failed["passed"] and "another objective than declared" in failed["reason"]
+    failed = verdict(5.00001, wide, 0.01, 6.1)  # neither: outside the tolerance of the declared one
+    assert not failed["passed"] and "on the gate batch differs from the HF loss" in failed["reason"]
+    failed = verdict(5.2, wide, 0.01, 6.0)  # the first batch: not the imported weights
+    assert not failed["passed"] and "did not start from the imported weights" in failed["reason"]
+    assert not verdict(None, wide, 0.01, 6.0)["passed"] and not verdict(5.0, wide, 0.01, None)["passed"]
+
+
+def test_gate_fails_as_inconclusive_when_the_gate_batch_cannot_separate_the_objectives(tmp_path):
+    from morphcpt.models.step0_gate import refuse_inconclusive
+
+    # 0.4% apart: separable at 1e-4 (5 x 1e-4 = 0.05%), not at 1% (5% needed), whatever NeMo computes.
+    failed = verdict(5.0, REF, 0.01, 6.0)
+    assert not failed["passed"] and not failed["separable"] and failed["reason"].startswith("inconclusive")
+    for number in ("6.000000", "6.024000", "4.00e-03", "5.00e-02", "40 documents"):
+        assert number in failed["reason"], (number, failed["reason"])
+    assert "GATE_DOC_TOKENS" in failed["reason"] and "step0_loss_tolerance" in failed["reason"]
+    # The driver refuses before launching any worker, and the failed report is kept.
+    gate_path = tmp_path / "step0_gate.json"
+    refuse_inconclusive(REF, 1e-4, gate_path)  # separable: nothing happens
+    assert not gate_path.exists()
+    with pytest.raises(MorphcptError, match=r"step-0 gate failed: inconclusive: .* differ by 4.00e-03"):
+        refuse_inconclusive(REF, 0.01, gate_path)
+    assert json.loads(gate_path.read_text())["reason"].startswith("inconclusive")
 
 
 def test_document_bounds_split_after_each_eod():
@@ -428,10 +468,12 @@ def test_the_step0_reference_model_is_released_before_training(tiny_llama_hf, mo
     monkeypatch.setattr(hf_reference, "load_hf_reference", lambda d: models.append(weakref.ref(m := load(d))) or m)
     tokens = [128000, 9906, 1917, 13, 128001, 128000, 40, 1097, 1618, 128001]
     sample = {"tokens": tokens, "labels": tokens[1:] + [128001], "loss_mask": [1.0] * len(tokens)}
-    losses = hf_reference_losses(tiny_llama_hf, [sample], eod_id=128001)
+    losses = hf_reference_losses(tiny_llama_hf, {"first": [sample], "gate": [sample, sample]}, eod_id=128001)
     gc.collect()
-    assert len(models) == 1 and models[0]() is None  # no reference to the model is left
-    assert losses["loss_causal"] != losses["loss_document"] and losses["tokens"] == len(tokens)
+    assert len(models) == 1 and models[0]() is None  # loaded once, and no reference to the model is left
+    first, gate = losses["first"], losses["gate"]
+    assert first["loss_causal"] != first["loss_document"] and first["tokens"] == len(tokens)
+    assert gate["loss_causal"] == pytest.approx(first["loss_causal"]) and gate["tokens"] == 2 * len(tokens)
 
 
 def _dcp_checkpoint(path: Path, optimizer: bool) -> Path:

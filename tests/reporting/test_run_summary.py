@@ -89,3 +89,19 @@ def test_wall_time_is_not_made_up_when_file_times_disagree(tmp_path, train_folde
     rows, _ = _summary(tmp_path, train_folders)
     walls = {r["mode"]: r["value"] for r in rows if r["metric"] == "wall_seconds"}
     assert walls == {"vanilla": 120.0, "patok": None}
+
+
+def test_the_step0_gate_batch_gaps_are_shown(tmp_path, train_folders):
+    import json
+
+    metrics = train_folders["vanilla"]  # the metrics.json of the folder
+    summary = json.loads(metrics.read_text())
+    summary["step0_gate"].update(gate_batch={"relative_diff": 2e-6}, control_gap=0.0123, min_separation=5.0)
+    metrics.write_text(json.dumps(summary))
+    rows, out = _summary(tmp_path, train_folders)
+    (van0,) = [line for line in out["md"].read_text().splitlines()
+               if line.startswith("| step-0") and "| vanilla |" in line]
+    assert "gate batch: gap 2.00e-06, objectives 1.23e-02 apart" in van0
+    assert "gate batch gap < 0.01 and closer than the control, objectives apart ≥ 5 × 0.01" in van0
+    values = {r["metric"]: r["value"] for r in rows if r["item"] == "step0" and r["mode"] == "vanilla"}
+    assert values["control_gap"] == 0.0123 and values["gate_batch_relative_diff"] == 2e-6

@@ -14,6 +14,7 @@ from typing import Any
 
 from lightning.pytorch.callbacks import Callback
 
+from morphcpt.models.gate_batch import gate_samples
 from morphcpt.models.packed_data import batch_digest, first_global_batch
 from morphcpt.models.step0_gate import verdict
 
@@ -35,6 +36,28 @@ def _loss_value(trainer, outputs) -> float | None:
     return float(value.detach().float().cpu()) if hasattr(value, "detach") else float(value)
 
 
+def _gate_batch_loss(trainer, samples: list[dict[str, Any]], micro_batch_size: int) -> float:
+    """NeMo's loss on the gate batch before the first step: the training model's forward (the
+    GPT data step, forward step and masked-token loss reduction of NeMo's validation step, no
+    gradient), reduced over the whole batch like the training loss. Every rank runs it (the loss
+    reduction is a collective); with pipeline stages the last stage's loss is shared with all."""
+    import torch
+    from megatron.core import parallel_state
+
+    from morphcpt.models.gate_batch import gate_micro_batches
+
+    batches = gate_micro_batches(samples, micro_batch_size)
+    strategy = trainer.strategy
+    with torch.no_grad(), strategy.precision_plugin.train_step_context():
+        loss = strategy.model.validation_step(iter(batches), num_microbatches=len(batches),
+                                              micro_batch_size=micro_batch_size,
+                                              seq_length=int(samples[0]["tokens"].shape[-1]))
+    loss = loss.detach().float() if torch.is_tensor(loss) else torch.tensor(float(loss))
+    if parallel_state.get_pipeline_model_parallel_world_size() > 1:
+        torch.distributed.all_reduce(loss, group=parallel_state.get_pipeline_model_parallel_group())
+    return float(loss.cpu())
+
+
 class MetricsCallback(Callback):
     def __init__(self, spec: dict[str, Any]):
         self.spec = spec
@@ -43,6 +66,7 @@ class MetricsCallback(Callback):
         self.start_step = None
         self._lr = None
         self._t0 = None
+        self._gate_loss = None
 
     def on_train_start(self, trainer, pl_module):
         self.start_step = trainer.global_step
@@ -50,14 +74,21 @@ class MetricsCallback(Callback):
         if _rank() == 0:
             with open(self.train_dir / "runs.jsonl", "a") as f:
                 f.write(json.dumps({"start_step": self.start_step, "time": time.time()}) + "\n")
-        if self.start_step == 0 and _rank() == 0:
-            # The gate compares against the HF loss of exactly these samples: prove they are the same.
+        if self.start_step == 0:
+            # The gate compares against the HF losses of exactly these samples: prove they are the same.
             ref = json.loads((self.train_dir / "step0_reference.json").read_text())
-            samples = first_global_batch(trainer.datamodule._train_ds, self.spec["training"]["global_batch_size"])
-            if batch_digest(samples) != ref["batch_digest"]:
-                gate = verdict(None, ref, float(self.spec["training"]["step0_loss_tolerance"]))
-                gate["reason"] = "the trainer's step-0 batch differs from the reference batch"
-                self._fail_gate(gate)
+            train_ds = trainer.datamodule._train_ds
+            gate = gate_samples(train_ds, self.spec, int(trainer.datamodule.tokenizer.eos_id))
+            if _rank() == 0:
+                samples = first_global_batch(train_ds, self.spec["training"]["global_batch_size"])
+                for name, batch, digest in (("step-0", samples, ref["batch_digest"]),
+                                            ("gate", gate, ref["gate_batch"]["batch_digest"])):
+                    if batch_digest(batch) != digest:
+                        report = verdict(None, ref, float(self.spec["training"]["step0_loss_tolerance"]), None)
+                        report["passed"] = False
+                        report["reason"] = f"the trainer's {name} batch differs from the reference batch"
+                        self._fail_gate(report)
+            self._gate_loss = _gate_batch_loss(trainer, gate, int(self.spec["training"]["micro_batch_size"]))
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         self._lr = float(trainer.optimizers[0].param_groups[0]["lr"])
@@ -78,13 +109,16 @@ class MetricsCallback(Callback):
 
     def _step0_gate(self, nemo_loss: float | None) -> None:
         ref = json.loads((self.train_dir / "step0_reference.json").read_text())
-        gate = verdict(nemo_loss, ref, float(self.spec["training"]["step0_loss_tolerance"]))
+        gate = verdict(nemo_loss, ref, float(self.spec["training"]["step0_loss_tolerance"]), self._gate_loss)
         if not gate["passed"]:
             self._fail_gate(gate)
         self._write_gate(gate)
-        print(f"train: step-0 gate passed: NeMo {nemo_loss:.6f} vs HF {gate['hf_loss']:.6f} ({gate['objective']} "
-              f"attention; relative {gate['relative_diff']:.2e} < {gate['tolerance']}; {gate['control']} attention "
-              f"would differ by {gate['relative_diff_control']:.2e})", flush=True)
+        g = gate["gate_batch"]
+        print(f"train: step-0 gate passed: NeMo {nemo_loss:.6f} vs HF {gate['hf_loss']:.6f} on the first batch "
+              f"(relative {gate['relative_diff']:.2e} < {gate['tolerance']}); on the gate batch ({g['documents']} "
+              f"documents) NeMo {g['nemo_loss']:.6f} vs HF {g['hf_loss']:.6f} under {gate['objective']} attention "
+              f"({g['relative_diff']:.2e}), {g['hf_loss_control']:.6f} under {gate['control']} attention "
+              f"({g['relative_diff_control']:.2e}; the objectives differ by {gate['control_gap']:.2e})", flush=True)
 
     def _write_gate(self, gate: dict[str, Any]) -> None:
         path = self.train_dir / "step0_gate.json"
