@@ -22,10 +22,12 @@ def slurm_partition(config: dict[str, Any], gpus: int) -> str:
     return slurm.get("gpu_partition" if gpus else "cpu_partition") or ""
 
 
-def train_signal(config: dict[str, Any]) -> str:
-    """train's sbatch option: SIGTERM early enough before the time limit for the save on SIGTERM."""
+def train_slurm_extra(config: dict[str, Any]) -> str:
+    """train's own sbatch options: SIGTERM early enough before the time limit for the save on
+    SIGTERM, and --requeue, so the job can requeue itself after that save (models/slurm_requeue.py)
+    whatever the site profile sets."""
     grace = float((config.get("training") or {}).get("preemption_grace_s", DEFAULT_GRACE_S))
-    return f"--signal=TERM@{int(-(-grace // 1)) + SIGNAL_MARGIN_S}"
+    return f"--signal=TERM@{int(-(-grace // 1)) + SIGNAL_MARGIN_S} --requeue"
 
 
 def rule_resources(config: dict[str, Any], rule: str) -> dict[str, Any]:
@@ -33,7 +35,7 @@ def rule_resources(config: dict[str, Any], rule: str) -> dict[str, Any]:
     nodes=1: the slurm executor emits --nodes only when a rule sets it, and without it Slurm may
     spread a job's GPUs over several nodes, where `torchrun --standalone` cannot reach them.
     The site needs go with the rule too, so a minimal site profile suffices: the partition
-    (config `slurm:`) and, for train, the SIGTERM before the time limit (`slurm_extra`)."""
+    (config `slurm:`) and, for train, the SIGTERM before the time limit and --requeue (`slurm_extra`)."""
     resources = config.get("resources", {})
     res = {**resources.get("default", {}), **resources.get(rule, {})}
     res.setdefault("cpus_per_task", 1)
@@ -42,7 +44,7 @@ def rule_resources(config: dict[str, Any], rule: str) -> dict[str, Any]:
     res["nodes"] = 1
     _set_partition(config, res)
     if rule == "train":
-        res["slurm_extra"] = train_signal(config)
+        res["slurm_extra"] = train_slurm_extra(config)
     return res
 
 

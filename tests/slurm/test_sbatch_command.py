@@ -39,9 +39,10 @@ def test_gpu_jobs_get_one_task_not_one_per_gpu(sbatch_lines):
 
 
 def test_train_carries_its_signal_before_the_time_limit(sbatch_lines):
-    """No site profile needed for the save on SIGTERM (issue 19.7): train's own resources hold
-    slurm_extra --signal=TERM@<training.preemption_grace_s + 300> (600 s in the config)."""
-    assert "--signal=TERM@900" in sbatch_lines["train"].split(), sbatch_lines["train"]
+    """No site profile needed for the save on SIGTERM and the requeue after it (issue 19.7): train's
+    own resources hold slurm_extra --signal=TERM@<training.preemption_grace_s + 300> (600 s in the
+    config) --requeue."""
+    assert {"--signal=TERM@900", "--requeue"} <= set(sbatch_lines["train"].split()), sbatch_lines["train"]
     assert not [rule for rule, call in sbatch_lines.items() if rule != "train" and "--signal" in call]
 
 
