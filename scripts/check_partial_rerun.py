@@ -4,7 +4,8 @@
 
     python scripts/check_partial_rerun.py RESULTS_DIR [--configfile config/demo.yaml] [--target demo]
 
-On the results of a finished `make demo` (RESULTS_DIR, e.g. results-demo): records every output's
+RESULTS_DIR is the demo's `results_dir` as the demo got it (config/demo.yaml's results-demo, or the
+value of `--config results_dir=...`). On the results of that finished demo: records every output's
 mtime and sha256, makes a harmless but real edit to a Patok-only source file that the workflow
 tracks (a comment appended to the first file `morphcpt.shards.SOURCE_MODES` gives to Patok alone,
 so Patok's shards get a new `code_version` and a new fingerprint), runs the demo target once more,
@@ -31,6 +32,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -184,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("results_dir", type=Path, help="results of a finished demo (e.g. results-demo)")
     ap.add_argument("--configfile", default="config/demo.yaml")
     ap.add_argument("--target", default="demo")
-    ap.add_argument("--log", type=Path, help="where to keep Snakemake's output (default: RESULTS_DIR/../partial_rerun.log)")
+    ap.add_argument("--log", type=Path, help="where to keep Snakemake's output (default: a file in the temporary folder)")
     args = ap.parse_args(argv)
     results = args.results_dir.resolve()
     train_dirs = _train_dirs(results)
@@ -193,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
               f"run the demo first (make demo)", file=sys.stderr)
         return 1
     old_shards = {d: (_read_json(d / "metrics.json") or {}).get("run_identity", {}).get("shards") for d in train_dirs}
-    log_path = args.log or results.parent / f"{results.name}.partial_rerun.log"
+    log_path = args.log or Path(tempfile.gettempdir()) / f"check_partial_rerun.{os.getpid()}.log"
     edited = patok_only_file()
     original, st = edited.read_bytes(), edited.stat()
     t0 = time.time()
@@ -201,7 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         edited.write_bytes(original + f"# check_partial_rerun.py: a harmless edit ({time.time():.0f})\n".encode())
         cmd = [sys.executable, "-m", "snakemake", "--profile", "profiles/local", args.target,
-               "--configfile", args.configfile, "--config", f"results_dir={results}"]
+               # results_dir exactly as the demo got it: an absolute path for a relative one would
+               # change every output path and the params built from them
+               "--configfile", args.configfile, "--config", f"results_dir={args.results_dir}"]
         # The jobs import morphcpt from this checkout (the edited copy), whatever is installed.
         env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
                "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")]))}
