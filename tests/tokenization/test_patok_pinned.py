@@ -11,8 +11,12 @@ import hashlib
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from morphcpt.tokenization.cli import segment_texts
+from morphcpt.tokenization.cutter import CUTTABLE_WORD_RE
+from morphcpt.tokenization.patok import ASCII_WORD_RE
 
 # (tokenizer vocabulary fingerprint, sha256 of the output) per style; the fingerprint guards the
 # pin against a different tokenizer (the SentencePiece stand-in is trained here, deterministically)
@@ -36,13 +40,25 @@ def _texts(tagalog_docs: list[str]) -> list[str]:
 @pytest.mark.parametrize("style", ["llama3", "sentencepiece"])
 def test_patok_output_is_pinned(style, request, processors, tagalog_docs):
     adapter = request.getfixturevalue("llama3_adapter" if style == "llama3" else "sp_adapter")
-    digest = hashlib.sha256()
-    for params in ({}, {"cut_prop": 1.0, "expand_prop": 0.0}):
-        proc = processors(adapter, "patok", params)
-        for seed in (0, 1234):
-            for ids, counters in segment_texts(adapter, proc, _texts(tagalog_docs), seed=seed, chunk=3):
-                digest.update(json.dumps([ids, counters], sort_keys=True).encode())
     fingerprint, pinned = PINNED[style]
     assert adapter.fingerprint == fingerprint, f"{style}: not the tokenizer the pin was computed with"
-    assert digest.hexdigest() == pinned, (
-        f"{style}: Patok's output changed (sha256 {digest.hexdigest()}); if that is intended, update PINNED")
+    for caches in ("cold", "warm"):  # the caches of words and regions never change the output
+        digest = hashlib.sha256()
+        for params in ({}, {"cut_prop": 1.0, "expand_prop": 0.0}):
+            proc = processors(adapter, "patok", params)
+            if caches == "cold":
+                proc.clear_caches()
+            for seed in (0, 1234):
+                for ids, counters in segment_texts(adapter, proc, _texts(tagalog_docs), seed=seed, chunk=3):
+                    digest.update(json.dumps([ids, counters], sort_keys=True).encode())
+        assert digest.hexdigest() == pinned, (
+            f"{style} ({caches} caches): Patok's output changed (sha256 {digest.hexdigest()}); if that is intended, "
+            "update PINNED")
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.text(alphabet="abkmnZ-_1 .'\n", max_size=40))
+def test_ascii_word_re_finds_what_cuttable_word_re_finds(text):
+    """Patok finds the words of an ASCII document in its bytes (ASCII_WORD_RE): the same spans as
+    CUTTABLE_WORD_RE in the text."""
+    assert [m.span() for m in ASCII_WORD_RE.finditer(text.encode())] == [m.span() for m in CUTTABLE_WORD_RE.finditer(text)]

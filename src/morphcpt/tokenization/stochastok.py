@@ -33,7 +33,6 @@ class Expander:
         self.left = table.pairs[:, 0].tolist()
         self.right = table.pairs[:, 1].tolist()
         self.lengths = [len(b) for b in adapter.token_bytes]
-        self.key_base = max(self.lengths) + 1
 
     def __call__(self, ids: list[int], prop: float, rng: np.random.Generator) -> tuple[list[int], int, int]:
         n = len(ids)
@@ -67,11 +66,19 @@ class Expander:
         splits = size - n
         if not splits:
             return tokens, attempts, 0
-        keys = np.empty(size, dtype=np.int64)
-        keys[:n] = np.arange(n, dtype=np.int64) * self.key_base
-        keys[n:] = np.asarray(origin, dtype=np.int64) * self.key_base + np.asarray(start, dtype=np.int64)
-        order = np.argsort(keys, kind="stable")
-        return np.asarray(tokens, dtype=np.int64)[order].tolist(), attempts, splits
+        # Document order: each original slot (its left-most piece, offset 0), then the pieces appended
+        # for it by byte offset. (origin, offset) pairs are distinct (each split makes a new boundary
+        # inside its original token), so sorting them is the one order. A few pieces per document:
+        # sorting them in Python costs less than numpy's per-call overhead.
+        out: list[int] = []
+        done = 0  # slots before this one are in out
+        for slot, _, piece in sorted(zip(origin, start, tokens[n:])):
+            if slot >= done:
+                out += tokens[done:slot + 1]
+                done = slot + 1
+            out.append(piece)
+        out += tokens[done:n]
+        return out, attempts, splits
 
 
 class StochasTokProcessor:
