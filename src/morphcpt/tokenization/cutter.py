@@ -61,8 +61,10 @@ VOWELS = frozenset("aeiou")
 # a word: letters, hyphens only between letters (mag-aral, araw-araw)
 WORD_RE = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)*")
 # the words WORD_RE finds that can have cuts: hyphenated, or of >= MIN_STEM + 1 letters (a shorter
-# part has no analysis); skipping ang, ng, sa, mga saves most of Patok's per-word work
-CUTTABLE_WORD_RE = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)+|[^\W\d_]{4,}")
+# part has no analysis); skipping ang, ng, sa, mga saves most of Patok's per-word work. A match
+# starts only where a letter run starts and never backtracks (possessive runs): the matches of
+# `[^\W\d_]+(?:-[^\W\d_]+)+|[^\W\d_]{4,}`, found in fewer steps (Patok's speed, docs/design.md §4)
+CUTTABLE_WORD_RE = re.compile(r"(?<![^\W\d_])(?:[^\W\d_]++(?:-[^\W\d_]++)+|[^\W\d_]{4,})")
 SUFFIXES = ("han", "hin", "nan", "nin", "an", "in")
 MIN_ROOT = 3  # letters in a root candidate: two-letter "roots" (ba|ba, sa|an) are nearly always wrong
 MIN_STEM = 3  # letters left in the part after prefixes/infixes (before a suffix)

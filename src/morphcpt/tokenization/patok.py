@@ -135,6 +135,9 @@ class PatokProcessor:
             start = match.start()
             byte_pos += len(text[char_pos:start].encode("utf-8", errors="surrogateescape"))
             char_pos = start
+            if word.isascii():  # offsets in characters are offsets in bytes
+                found.append((byte_pos, byte_pos + len(word), cuts))
+                continue
             prefix_bytes = [0]
             for ch in word:
                 prefix_bytes.append(prefix_bytes[-1] + len(ch.encode("utf-8", errors="surrogateescape")))
