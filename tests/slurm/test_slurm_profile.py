@@ -26,9 +26,10 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 TEST_ACCOUNT = "morphcpt-test"
 CPU_PARTITION, GPU_PARTITION = "cpu", "gpu"  # made by scripts/slurm_local/start.sh
 TARGET = "models_llama"
-# rule -> GPUs it asks for in the test config (None: a CPU rule). 2, not the default 1, so a
-# value that does not come from the rule's config cannot pass.
-EXPECTED_GPUS = {"download_model": None, "import_nemo": None, "import_parity": 2}
+# rule -> GPUs it asks for in the test config (None: a CPU rule; 0: a GPU rule given none, as
+# import_nemo in config/config.yaml). 2, not the default 1, so a value that does not come from the
+# rule's config cannot pass.
+EXPECTED_GPUS = {"download_model": None, "import_nemo": 0, "import_parity": 2}
 # A hang guard, not the expected time: about 3 min on 2 idle cores (three jobs, two loading
 # NeMo, plus the executor's status polling, which backs off by 10 s per check while a job
 # runs); 6 min on 2 cores shared with other test runs. On INT Snakemake cancels its jobs and
@@ -153,7 +154,7 @@ def test_gpu_rules_go_through_sbatch_with_gpus(slurm_cluster, tmp_path):
             assert job["JobState"] == "COMPLETED", (rule, job)
             assert job["Account"] == TEST_ACCOUNT, (rule, job)
             assert job["NumNodes"] == "1", (rule, job)  # rule_resources: nodes=1 -> sbatch --nodes=1
-            if gpus is None:
+            if not gpus:
                 assert job["Partition"] == CPU_PARTITION, (rule, job)
                 assert "gpu" not in job.get("TresPerJob", ""), (rule, job)
             else:
@@ -170,7 +171,7 @@ def test_gpu_rules_go_through_sbatch_with_gpus(slurm_cluster, tmp_path):
         for call in rule_calls:
             assert "--ntasks-per-gpu" not in call, call
             assert "--nodes=1" in call.split("--wrap=")[0], call
-            if gpus is None:
+            if not gpus:
                 assert "--gpus" not in call, call
             else:
                 assert f"--gpus={gpus}" in call.split("--wrap=")[0], call
