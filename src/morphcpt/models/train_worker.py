@@ -18,6 +18,6 @@ if __name__ == "__main__":
     except Exception as exc:
         if not caused_by_no_space(exc):  # a full disk (mostly in a checkpoint save): the driver says it in
             raise                        # one line and removes the cut-off save (docs/design.md §6)
-        print(f"train: out of disk space in the worker ({type(exc).__name__}: {str(exc).splitlines()[0][:300]})",
-              file=sys.stderr, flush=True)
+        first_line = (str(exc).splitlines() or [""])[0][:300]
+        print(f"train: out of disk space in the worker ({type(exc).__name__}: {first_line})", file=sys.stderr, flush=True)
         sys.exit(NO_SPACE_EXIT_CODE)
