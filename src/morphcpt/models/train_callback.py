@@ -76,10 +76,10 @@ class MetricsCallback(Callback):
                 f.write(json.dumps({"start_step": self.start_step, "time": time.time()}) + "\n")
         if self.start_step == 0:
             # The gate compares against the HF losses of exactly these samples: prove they are the same.
-            ref = json.loads((self.train_dir / "step0_reference.json").read_text())
             train_ds = trainer.datamodule._train_ds
             gate = gate_samples(train_ds, self.spec, int(trainer.datamodule.tokenizer.eos_id))
             if _rank() == 0:
+                ref = json.loads((self.train_dir / "step0_reference.json").read_text())
                 samples = first_global_batch(train_ds, self.spec["training"]["global_batch_size"])
                 for name, batch, digest in (("step-0", samples, ref["batch_digest"]),
                                             ("gate", gate, ref["gate_batch"]["batch_digest"])):
