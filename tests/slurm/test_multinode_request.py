@@ -68,3 +68,16 @@ def test_srun_starts_one_torchrun_agent_per_node_with_c10d_rendezvous(tmp_path):
     assert "--standalone" not in agent
     assert "--standalone" in worker_command(spec, 8, torchrun=True)  # one node: as before
     assert srun_command(2, cpus_per_task=2, gpus_per_node=0, grace_s=5)[-1] == "--cpus-per-task=2"  # CPU: no gres
+
+
+def test_rendezvous_is_this_host_under_the_slurm_job_id_and_needs_an_allocation():
+    import socket
+
+    from morphcpt.errors import MorphcptError
+    from morphcpt.models.launch import rendezvous_here
+
+    here = rendezvous_here({"SLURM_JOB_ID": "4242"})
+    host, port = here["endpoint"].rsplit(":", 1)
+    assert here["id"] == "4242" and host == socket.gethostname() and int(port) > 0
+    with pytest.raises(MorphcptError, match="only inside a Slurm allocation"):
+        rendezvous_here({})
