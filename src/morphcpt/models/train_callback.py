@@ -14,6 +14,7 @@ from typing import Any
 
 from lightning.pytorch.callbacks import Callback
 
+from morphcpt.errors import MorphcptError
 from morphcpt.models.gate_batch import gate_samples
 from morphcpt.models.packed_data import batch_digest, first_global_batch
 from morphcpt.models.step0_gate import verdict
@@ -36,26 +37,49 @@ def _loss_value(trainer, outputs) -> float | None:
     return float(value.detach().float().cpu()) if hasattr(value, "detach") else float(value)
 
 
-def _gate_batch_loss(trainer, samples: list[dict[str, Any]], micro_batch_size: int) -> float:
+def _gate_batch_loss(trainer, samples: list[dict[str, Any]], spec: dict[str, Any]) -> float:
     """NeMo's loss on the gate batch before the first step: the training model's forward (the
     GPT data step, forward step and masked-token loss reduction of NeMo's validation step, no
-    gradient), reduced over the whole batch like the training loss. Every rank runs it (the loss
-    reduction is a collective); with pipeline stages the last stage's loss is shared with all."""
+    gradient), over the whole batch, token-weighted like the HF reference.
+
+    NeMo's data sampler sets every step's micro-batch count to global_batch / (micro_batch x
+    data-parallel size) whatever the caller passes, and the loss reduction all-reduces over the
+    data-parallel group. So the gate's micro batches go out in chunks of one step's worth for all
+    data-parallel ranks: each rank takes its own slice of the chunk, padded with copies whose loss
+    mask is all zero (the reduction skips them), and the chunks' losses are combined by their token
+    counts. Every rank runs it (the reduction is a collective); with pipeline stages the last
+    stage's loss is shared with all."""
     import torch
     from megatron.core import parallel_state
 
     from morphcpt.models.gate_batch import gate_micro_batches
 
-    batches = gate_micro_batches(samples, micro_batch_size)
+    mbs = int(spec["training"]["micro_batch_size"])
+    dp = parallel_state.get_data_parallel_world_size()
+    dp_rank = parallel_state.get_data_parallel_rank()
+    per_rank = int(spec["training"]["global_batch_size"]) // (mbs * dp)  # what NeMo's sampler makes a step use
+    batches = gate_micro_batches(samples, mbs)
+    padding = {**batches[0], "loss_mask": torch.zeros_like(batches[0]["loss_mask"])}
     strategy = trainer.strategy
-    with torch.no_grad(), strategy.precision_plugin.train_step_context():
-        loss = strategy.model.validation_step(iter(batches), num_microbatches=len(batches),
-                                              micro_batch_size=micro_batch_size,
-                                              seq_length=int(samples[0]["tokens"].shape[-1]))
-    loss = loss.detach().float() if torch.is_tensor(loss) else torch.tensor(float(loss))
-    if parallel_state.get_pipeline_model_parallel_world_size() > 1:
-        torch.distributed.all_reduce(loss, group=parallel_state.get_pipeline_model_parallel_group())
-    return float(loss.cpu())
+    total = tokens = 0.0
+    for start in range(0, len(batches), per_rank * dp):
+        chunk = batches[start:start + per_rank * dp]
+        mine = chunk[dp_rank * per_rank:(dp_rank + 1) * per_rank]
+        feed = iter(mine + [padding] * (per_rank - len(mine)))
+        with torch.no_grad(), strategy.precision_plugin.train_step_context():
+            loss = strategy.model.validation_step(feed, num_microbatches=per_rank, micro_batch_size=mbs,
+                                                  seq_length=int(samples[0]["tokens"].shape[-1]))
+        if next(feed, None) is not None:  # NeMo used fewer micro batches than a step's: the loss is partial
+            raise MorphcptError(f"the step-0 gate forward used fewer than {per_rank} micro batches per rank; "
+                                "NeMo's step size differs from global_batch_size / (micro_batch_size x data "
+                                "parallel size): the gate batch would be partly unscored")
+        loss = loss.detach().float() if torch.is_tensor(loss) else torch.tensor(float(loss))
+        if parallel_state.get_pipeline_model_parallel_world_size() > 1:
+            torch.distributed.all_reduce(loss, group=parallel_state.get_pipeline_model_parallel_group())
+        chunk_tokens = float(sum(float(b["loss_mask"].sum()) for b in chunk))
+        total += float(loss.cpu()) * chunk_tokens
+        tokens += chunk_tokens
+    return total / tokens
 
 
 class MetricsCallback(Callback):
@@ -88,7 +112,7 @@ class MetricsCallback(Callback):
                         report["passed"] = False
                         report["reason"] = f"the trainer's {name} batch differs from the reference batch"
                         self._fail_gate(report)
-            self._gate_loss = _gate_batch_loss(trainer, gate, int(self.spec["training"]["micro_batch_size"]))
+            self._gate_loss = _gate_batch_loss(trainer, gate, self.spec)
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         self._lr = float(trainer.optimizers[0].param_groups[0]["lr"])
