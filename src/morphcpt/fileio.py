@@ -109,19 +109,31 @@ class NoSpaceError(MorphcptError):
 
 @contextlib.contextmanager
 def removed_on_failure(tmp_paths: Iterable[str | Path], target: str | Path,
-                       needed_bytes: int | Callable[[], int | None] | None = None) -> Iterator[None]:
-    """Run a block that writes `tmp_paths` (renamed to their final names at its end). On any error
-    the temporary files are removed; a full disk becomes NoSpaceError(target, needed_bytes), where
-    `needed_bytes` may be a callable evaluated only then (e.g. extrapolated from the work done)."""
-    tmp_paths = [Path(p) for p in tmp_paths]
+                       needed_bytes: int | Callable[[], int | None] | None = None, *,
+                       measured_at: str | Path | None = None) -> Iterator[None]:
+    """Run a block that writes `tmp_paths` (files or folders, renamed to their final names at its
+    end; the list is read at failure time, so the block may add to it). On any error they are
+    removed; a full disk becomes NoSpaceError(target, needed_bytes), where `needed_bytes` may be a
+    callable evaluated only then (e.g. extrapolated from the work done). With `measured_at` (a
+    folder on the filesystem written to), a writer that hides the OS error counts as stopped by a
+    full disk too (disk_was_full, measured there before the partial output is removed)."""
     try:
         yield
     except BaseException as exc:
-        for tmp in tmp_paths:
-            with contextlib.suppress(OSError):
-                tmp.unlink(missing_ok=True)
-        if is_no_space(exc):
+        if measured_at is not None:
             needed = needed_bytes() if callable(needed_bytes) else needed_bytes
+            full = disk_was_full(exc, measured_at, needed)
+        else:
+            full = is_no_space(exc)
+        for tmp in map(Path, tmp_paths):
+            if tmp.is_dir() and not tmp.is_symlink():
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    tmp.unlink(missing_ok=True)
+        if full:
+            if measured_at is None:
+                needed = needed_bytes() if callable(needed_bytes) else needed_bytes
             raise NoSpaceError(target, needed) from None
         raise
 

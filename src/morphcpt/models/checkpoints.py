@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from morphcpt.errors import MorphcptError
-from morphcpt.fileio import NoSpaceError, disk_was_full, free_bytes, tree_bytes
+from morphcpt.fileio import NoSpaceError, free_bytes, removed_on_failure, tree_bytes
 
 # The worker's exit code after a save on SIGTERM: the driver reports "preempted, rerun resumes".
 PREEMPTED_EXIT_CODE = 75  # EX_TEMPFAIL
@@ -214,7 +214,8 @@ def prune_optimizer_state(path: Path) -> bool:
     state = {k: torch.empty(m.size, dtype=m.properties.dtype) if isinstance(m, TensorStorageMetadata) else io.BytesIO()
              for k, m in ((k, metadata[k]) for k in keys)}
     dcp.load(state, storage_reader=FileSystemReader(str(weights)), no_dist=True)
-    try:
+    # The checkpoint itself is untouched; its half-written copy goes.
+    with removed_on_failure([new], new, lambda: checkpoint_weight_bytes(path), measured_at=path):
         dcp.save(state, storage_writer=FileSystemWriter(str(new)), no_dist=True)
         common = torch.load(weights / "common.pt", map_location="cpu", weights_only=False)
         torch.save({k: v for k, v in common.items() if k in WEIGHTS_ONLY_COMMON}, new / "common.pt")
@@ -222,13 +223,6 @@ def prune_optimizer_state(path: Path) -> bool:
             if extra.is_file() and not extra.name.endswith(".distcp") and extra.name not in (".metadata", "common.pt"):
                 shutil.copy2(extra, new / extra.name)
         (new / _DONE).touch()
-    except BaseException as exc:  # the checkpoint itself is untouched; its half-written copy goes
-        needed = checkpoint_weight_bytes(path)
-        full = disk_was_full(exc, path, needed)
-        shutil.rmtree(new, ignore_errors=True)
-        if full:
-            raise NoSpaceError(new, needed) from None
-        raise
     weights.rename(old)
     new.rename(weights)
     (weights / _DONE).unlink()

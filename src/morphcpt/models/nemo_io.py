@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from morphcpt.errors import MorphcptError
-from morphcpt.fileio import NoSpaceError, apply_umask, disk_was_full, tree_bytes
+from morphcpt.fileio import apply_umask, removed_on_failure, tree_bytes
 
 # family arch -> (NeMo model class, default NeMo config class). The importer derives the real
 # architecture from the HF config.json; the classes select the registered "hf" importer.
@@ -100,25 +100,19 @@ def atomic_output_dir(out_dir: Path, needed_bytes: float | None = None):
     `out_dir` only when the block finishes, so a failed conversion never leaves a half folder. A full
     disk (whatever the writer wraps it in: safetensors, torch DCP) removes the temporary folder
     first and then stops with one line naming `out_dir` and `needed_bytes` (docs/design.md §7)."""
-    tmp = None
+    made: list[Path] = []  # the temporary folder, once made (removed_on_failure reads it on failure)
     try:
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
-        with scratch_cwd(tmp):
-            yield tmp / "out"
-        apply_umask(tmp / "out")  # the converter's safetensors are 0600: every output follows the umask
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        (tmp / "out").rename(out_dir)
-    except BaseException as exc:
-        full = disk_was_full(exc, out_dir.parent, needed_bytes)  # measured with the partial output still there
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)  # before NoSpaceError measures the free space
-        if full:
-            raise NoSpaceError(out_dir, needed_bytes) from None
-        raise
+        with removed_on_failure(made, out_dir, needed_bytes, measured_at=out_dir.parent):
+            out_dir.parent.mkdir(parents=True, exist_ok=True)
+            made.append(Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent)))
+            with scratch_cwd(made[0]):
+                yield made[0] / "out"
+            apply_umask(made[0] / "out")  # the converter's safetensors are 0600: every output follows the umask
+            if out_dir.exists():
+                shutil.rmtree(out_dir)
+            (made[0] / "out").rename(out_dir)
     finally:
-        if tmp is not None:
+        for tmp in made:  # after a success: the emptied temporary folder
             shutil.rmtree(tmp, ignore_errors=True)
 
 
