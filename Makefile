@@ -6,6 +6,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.morphcpt-installed
 PYTEST_ARGS ?=
+# pytest-xdist workers for `make test` (0: one process). Two keep 2 cores busy: much of the suite
+# waits on subprocesses (NeMo imports, Slurm polling). Tests that share the training run or the
+# local Slurm cluster stay on one worker (tests/conftest.py).
+PYTEST_WORKERS ?= 2
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 
 .PHONY: setup test demo report lint plan profile clean-demo
@@ -22,7 +26,7 @@ $(STAMP): constraints.txt pyproject.toml
 	touch $@
 
 test: setup
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 demo: setup
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --profile profiles/local demo --configfile config/demo.yaml
