@@ -137,3 +137,32 @@ def sentencepiece_tokenizer_dir(dest: Path, texts: list[str] | None = None, voca
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return dest
+
+
+# Conversion bugs, as the negative controls of the parity gates (tests/models/test_import_export.py)
+# and of their calibration (benchmarks/parity_error.py): copies of an HF Llama folder whose weights
+# differ the way a broken converter would make them differ. The third bug of those controls, a
+# wrong rope theta, is a config override (`rope_theta=10000.0`), not a weight change.
+
+def swap_first_q_heads(weights: dict, head_dim: int) -> None:
+    """Layer 0's first two query heads trade places (a QKV split that misorders heads)."""
+    q = weights["model.layers.0.self_attn.q_proj.weight"]
+    first, second = [*range(head_dim)], [*range(head_dim, 2 * head_dim)]
+    q[first + second] = q[second + first].clone()
+
+
+def transpose_first_up_proj(weights: dict) -> None:
+    """Layer 0's MLP up projection transposed and reshaped back (a converter that transposes)."""
+    up = weights["model.layers.0.mlp.up_proj.weight"]
+    weights["model.layers.0.mlp.up_proj.weight"] = up.t().contiguous().reshape(up.shape)
+
+
+def corrupted_hf_copy(src: Path, dest: Path, transform) -> Path:
+    """A copy of the HF model folder `src` at `dest` whose weights went through `transform(state_dict)`."""
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(src, dest)
+    weights = load_file(dest / "model.safetensors")
+    transform(weights)
+    save_file(weights, dest / "model.safetensors", metadata={"format": "pt"})
+    return Path(dest)

@@ -10,6 +10,7 @@ import pytest
 from model_fixtures import DEFAULT_PARITY, DEMO_PARITY, TRAINING, run_json
 from morphcpt.errors import MorphcptError
 from morphcpt.models.nemo_io import compare_logits, parity_gate
+from morphcpt.testing import corrupted_hf_copy, swap_first_q_heads, transpose_first_up_proj
 
 pytestmark = pytest.mark.slow
 
@@ -50,37 +51,15 @@ def test_import_parity_passes_with_bf16_stored_weights(tmp_path, llama3_tokenize
     assert report["passed"] and report["top1_agreement"] == 1.0, report
 
 
-def _corrupted_copy(src, dest, transform):
-    """A copy of the HF model folder `src` whose weights went through `transform(state_dict)`."""
-    import shutil
-
-    from safetensors.torch import load_file, save_file
-
-    shutil.copytree(src, dest)
-    weights = load_file(dest / "model.safetensors")
-    transform(weights)
-    save_file(weights, dest / "model.safetensors", metadata={"format": "pt"})
-    return dest
-
-
-def _swap_q_heads(w, head_dim=16):  # tiny Llama: hidden 64, 4 heads
-    q = w["model.layers.0.self_attn.q_proj.weight"]
-    q[[*range(head_dim), *range(head_dim, 2 * head_dim)]] = q[[*range(head_dim, 2 * head_dim), *range(head_dim)]].clone()
-
-
-def _transpose_mlp(w):
-    up = w["model.layers.0.mlp.up_proj.weight"]  # (128, 64): a converter that transposes and reshapes
-    w["model.layers.0.mlp.up_proj.weight"] = up.t().contiguous().reshape(up.shape)
-
-
 @pytest.mark.parametrize("thresholds", [DEMO_PARITY, DEFAULT_PARITY], ids=["demo", "default"])
 def test_parity_gate_fails_for_conversion_bugs(tmp_path, imported_nemo, tiny_llama_hf, thresholds):
     """Negative controls: the NeMo import against HF models that differ from it the way a broken
     converter would make them differ. Each must fail the gate; the unmodified model must pass."""
     cases = {
         "unmodified": (tiny_llama_hf, {}),
-        "swapped_q_heads": (_corrupted_copy(tiny_llama_hf, tmp_path / "q", _swap_q_heads), {}),
-        "transposed_mlp": (_corrupted_copy(tiny_llama_hf, tmp_path / "mlp", _transpose_mlp), {}),
+        # tiny Llama: hidden 64, 4 heads -> head_dim 16
+        "swapped_q_heads": (corrupted_hf_copy(tiny_llama_hf, tmp_path / "q", lambda w: swap_first_q_heads(w, 16)), {}),
+        "transposed_mlp": (corrupted_hf_copy(tiny_llama_hf, tmp_path / "mlp", transpose_first_up_proj), {}),
         "wrong_rope_theta": (tiny_llama_hf, {"rope_theta": 10000.0}),
     }
     cases_path, out = tmp_path / "cases.json", tmp_path / "reports.json"
