@@ -68,16 +68,14 @@ class TF32Matmuls(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
-def logits_in(hf_dir: Path, ids, dtype: torch.dtype, **overrides) -> torch.Tensor:
-    from transformers import AutoConfig, AutoModelForCausalLM
+def logits_in(hf_dir: Path, ids, dtype: torch.dtype) -> torch.Tensor:
+    """The gates' HF reference (`hf_reference.load_hf_reference`: eager attention, fp32 loading)
+    cast to `dtype` after loading, as the gates upcast bf16-stored weights."""
+    from morphcpt.models.hf_reference import load_hf_reference
 
-    config = AutoConfig.from_pretrained(str(hf_dir))
-    for key, value in overrides.items():
-        setattr(config, key, value)
-    model = AutoModelForCausalLM.from_pretrained(str(hf_dir), config=config, torch_dtype=dtype,
-                                                 attn_implementation="eager").eval()
+    model = load_hf_reference(hf_dir).to(dtype)
     with torch.no_grad():
-        return model(torch.tensor(ids)).logits.double()
+        return model(torch.tensor(ids, device=model.device)).logits.double().cpu()
 
 
 def main() -> None:
@@ -108,7 +106,7 @@ def main() -> None:
 
         def tf32():
             with TF32Matmuls():
-                return logits_in(hf_dir, ids, torch.float32)
+                return hf_logits(hf_dir, ids)
 
         cases["fp32 with TF32 matmuls (emulated)"] = tf32
         cases["bf16 compute"] = lambda: logits_in(hf_dir, ids, torch.bfloat16)

@@ -26,14 +26,13 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 # exist once per worker, so the tests of the two that must exist once go to one worker together:
 # the shared training run (three NeMo trainings, minutes of CPU) and the local Slurm cluster
 # (one worker starts and stops it; a second would stop it under the first). They share one group
-# because the multi-node test needs both. tryfirst: xdist turns the marks into the group it
-# schedules by in its own pytest_collection_modifyitems, which would otherwise run before this one.
+# because the multi-node test needs both.
 ONE_WORKER_FIXTURES = ("training_run", "slurm_cluster")
-
-
 ONE_WORKER_GROUP = "training-run-and-slurm"
 
 
+# tryfirst: xdist turns the marks into the group it schedules by in its own
+# pytest_collection_modifyitems, which would otherwise run before this one.
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     for item in items:
